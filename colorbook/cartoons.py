@@ -1,0 +1,754 @@
+"""Cartoon data: generated cartoons (stills and videos), folders of cartoon images, and frame
+extraction from videos the way the KTH paper built its Simpsons data set.
+
+Introduced in the book's KTH chapter.
+
+- :func:`make_cartoon` draws a flat-coloured cartoon with dark outlines (OpenCV drawing:
+  a sky/ground background, hills, houses, trees, suns and round "characters" with faces),
+  deterministic for a seed. It is the embedded default data set: it runs offline everywhere
+  and ships no third-party images.
+- :func:`make_cartoon_video` writes a short cartoon video whose every frame carries its own
+  frame number as a 4x4 block code in the middle (:func:`read_time_code` decodes it), so that
+  a test can check which timestamps a frame extractor really took.
+- :func:`extract_frames` takes one frame every ``every_s`` seconds (15 in the paper), skipping
+  the first and last ``skip_start_s`` / ``skip_end_s`` seconds (a minute each in the paper:
+  intro and outro), crops the centre square, resizes to ``size`` (256) and writes PNGs into
+  ``out_dir/train``, ``out_dir/val``, ``out_dir/test`` (28:7:1 by default), and the gray
+  versions into ``out_dir/gray/<split>``. Command line: ``python -m colorbook frames VIDEO...
+  --out DIR``.
+- :class:`CartoonImages` is the ``"cartoons"`` data set of :func:`colorbook.data.make_dataset`:
+  generated cartoons (``root=None``), or a folder of images (with ``train/val/test``
+  subfolders, as ``frames`` writes, or flat, then split deterministically 28:7:1).
+
+Gray images. Everywhere in colorbook the gray input of an RGB model is the BT.601 luma
+``Y = 0.299 R + 0.587 G + 0.114 B`` on the gamma-encoded 8-bit values (what
+``cv2.cvtColor(..., COLOR_RGB2GRAY)`` and :func:`colorbook.color.rgb_to_gray` compute). The
+paper made its gray images with ImageMagick/ffmpeg without naming the formula.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+__all__ = [
+    "make_cartoon", "make_cartoon_video", "read_time_code", "draw_time_code", "extract_frames",
+    "frame_timestamps", "split_counts", "CartoonImages", "GeneratedCartoons", "CartoonFolder",
+    "CachedImages", "cartoon_root", "add_frames_subcommand", "run_frames_command", "IMAGE_EXTENSIONS",
+    "DEFAULT_GENERATED_SIZES", "FULL_GENERATED_SIZES", "SPLITS", "CACHE_MAX_BYTES",
+]
+
+SPLITS = ("train", "val", "test")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+# 28:7:1 like the paper's 28,000 / 7,000 / 1,000 frames, scaled down to 448 / 112 / 16.
+DEFAULT_GENERATED_SIZES = {"train": 448, "val": 112, "test": 16}
+# The full profile draws 100x the proportions (2,800 / 700 / 100) on the fly.
+FULL_GENERATED_SIZES = {"train": 2800, "val": 700, "test": 100}
+_SPLIT_SEED_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_029}
+_VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError as error:  # pragma: no cover - cv2 is a dependency
+        raise ImportError("colorbook.cartoons needs OpenCV: pip install opencv-python-headless") from error
+    return cv2
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated cartoons
+# ---------------------------------------------------------------------------------------------
+
+# Flat "cartoon" palette (RGB): saturated fills, like hand-painted cels.
+_PALETTE = np.array([
+    (255, 217, 15), (250, 128, 114), (65, 105, 225), (60, 179, 113), (255, 140, 0), (186, 85, 211),
+    (0, 191, 255), (220, 20, 60), (154, 205, 50), (255, 182, 193), (139, 69, 19), (72, 209, 204),
+    (255, 255, 255), (244, 164, 96), (30, 144, 255), (124, 252, 0), (255, 99, 71), (238, 130, 238),
+], dtype=np.uint8)
+_SKIES = np.array([(135, 206, 250), (176, 224, 230), (255, 228, 181), (221, 160, 221), (152, 251, 152),
+                   (255, 250, 205), (255, 255, 255), (173, 216, 230)], dtype=np.uint8)
+_GROUNDS = np.array([(34, 139, 34), (107, 142, 35), (210, 180, 140), (188, 143, 143), (95, 158, 160),
+                     (205, 133, 63)], dtype=np.uint8)
+_OUTLINE = (20, 20, 25)
+
+
+def _colour(rng: np.random.Generator, table: np.ndarray = _PALETTE) -> tuple[int, int, int]:
+    return tuple(int(c) for c in table[rng.integers(len(table))])
+
+
+def _draw_character(img: np.ndarray, rng: np.random.Generator, cx: int, cy: int, r: int, t: int) -> None:
+    """A round "character": a body, a head with eyes and a mouth, all outlined."""
+    cv2 = _cv2()
+    aa = cv2.LINE_AA
+    body = _colour(rng)
+    cv2.ellipse(img, (cx, cy + int(1.6 * r)), (int(0.9 * r), int(1.0 * r)), 0, 0, 360, body, -1, aa)
+    cv2.ellipse(img, (cx, cy + int(1.6 * r)), (int(0.9 * r), int(1.0 * r)), 0, 0, 360, _OUTLINE, t, aa)
+    skin = _colour(rng, _PALETTE[[0, 9, 13, 1]])
+    cv2.circle(img, (cx, cy), r, skin, -1, aa)
+    cv2.circle(img, (cx, cy), r, _OUTLINE, t, aa)
+    hair = _colour(rng)
+    if rng.random() < 0.7:  # hair as a filled arc on top of the head
+        cv2.ellipse(img, (cx, cy - r // 3), (r, int(0.75 * r)), 0, 180, 360, hair, -1, aa)
+        cv2.ellipse(img, (cx, cy - r // 3), (r, int(0.75 * r)), 0, 180, 360, _OUTLINE, t, aa)
+    eye_r = max(1, r // 4)
+    for side in (-1, 1):
+        centre = (cx + side * r // 3, cy)
+        cv2.circle(img, centre, eye_r, (255, 255, 255), -1, aa)
+        cv2.circle(img, centre, eye_r, _OUTLINE, max(1, t - 1), aa)
+        cv2.circle(img, centre, max(1, eye_r // 2), _OUTLINE, -1, aa)
+    cv2.ellipse(img, (cx, cy + r // 2), (max(1, r // 3), max(1, r // 6)), 0, 0, 180, _OUTLINE, max(1, t - 1), aa)
+
+
+def _draw_house(img: np.ndarray, rng: np.random.Generator, x: int, base: int, w: int, t: int) -> None:
+    cv2 = _cv2()
+    aa = cv2.LINE_AA
+    h = int(w * rng.uniform(0.7, 1.1))
+    wall = np.array([[x, base], [x + w, base], [x + w, base - h], [x, base - h]], np.int32)
+    roof = np.array([[x - w // 8, base - h], [x + w + w // 8, base - h], [x + w // 2, base - h - int(0.6 * w)]],
+                    np.int32)
+    cv2.fillPoly(img, [wall], _colour(rng), aa)
+    cv2.polylines(img, [wall], True, _OUTLINE, t, aa)
+    cv2.fillPoly(img, [roof], _colour(rng), aa)
+    cv2.polylines(img, [roof], True, _OUTLINE, t, aa)
+    door = np.array([[x + w // 3, base], [x + 2 * w // 3, base], [x + 2 * w // 3, base - h // 2],
+                     [x + w // 3, base - h // 2]], np.int32)
+    cv2.fillPoly(img, [door], _colour(rng), aa)
+    cv2.polylines(img, [door], True, _OUTLINE, t, aa)
+
+
+def _draw_tree(img: np.ndarray, rng: np.random.Generator, x: int, base: int, s: int, t: int) -> None:
+    cv2 = _cv2()
+    aa = cv2.LINE_AA
+    trunk = np.array([[x - s // 8, base], [x + s // 8, base], [x + s // 8, base - s], [x - s // 8, base - s]],
+                     np.int32)
+    cv2.fillPoly(img, [trunk], (139, 69, 19), aa)
+    cv2.polylines(img, [trunk], True, _OUTLINE, t, aa)
+    crown = _colour(rng, _PALETTE[[3, 8, 15, 11]])
+    cv2.circle(img, (x, base - s - s // 3), max(2, s // 2), crown, -1, aa)
+    cv2.circle(img, (x, base - s - s // 3), max(2, s // 2), _OUTLINE, t, aa)
+
+
+def _draw_blob(img: np.ndarray, rng: np.random.Generator, size: int, t: int) -> None:
+    """A random outlined shape: ellipse, star-ish polygon or rectangle."""
+    cv2 = _cv2()
+    aa = cv2.LINE_AA
+    cx, cy = (int(v) for v in rng.integers(0, size, 2))
+    r = int(size * rng.uniform(0.05, 0.16))
+    kind = rng.integers(3)
+    fill = _colour(rng)
+    if kind == 0:
+        axes = (r, max(2, int(r * rng.uniform(0.5, 1.0))))
+        angle = float(rng.uniform(0, 180))
+        cv2.ellipse(img, (cx, cy), axes, angle, 0, 360, fill, -1, aa)
+        cv2.ellipse(img, (cx, cy), axes, angle, 0, 360, _OUTLINE, t, aa)
+    else:
+        n = int(rng.integers(3, 8)) if kind == 1 else 4
+        angles = np.sort(rng.uniform(0, 2 * np.pi, n)) if kind == 1 else np.array([0.25, 0.75, 1.25, 1.75]) * np.pi
+        radii = rng.uniform(0.5, 1.0, n) * r if kind == 1 else np.full(n, r)
+        pts = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], 1).astype(np.int32)
+        cv2.fillPoly(img, [pts], fill, aa)
+        cv2.polylines(img, [pts], True, _OUTLINE, t, aa)
+
+
+def make_cartoon(seed: int, size: int | tuple[int, int] = 256, shift: float = 0.0) -> np.ndarray:
+    """Draw a flat-coloured cartoon with dark outlines, deterministic for ``seed``.
+
+    ``size``: ``S`` (square) or ``(width, height)``. ``shift`` (pixels, as a fraction of the width)
+    moves the characters sideways: a video's frames use it to animate one scene.
+    Returns an RGB ``uint8`` array ``(height, width, 3)``.
+    """
+    cv2 = _cv2()
+    width, height = (size, size) if isinstance(size, int) else size
+    if width < 16 or height < 16:
+        raise ValueError(f"cartoon size must be at least 16x16, got {width}x{height}")
+    rng = np.random.default_rng(seed)
+    scale = min(width, height)
+    t = max(1, round(scale / 96))  # outline thickness: 1 px at 64, 3 px at 256
+    img = np.empty((height, width, 3), np.uint8)
+    horizon = int(height * rng.uniform(0.45, 0.7))
+    img[:horizon] = _SKIES[rng.integers(len(_SKIES))]
+    img[horizon:] = _GROUNDS[rng.integers(len(_GROUNDS))]
+    if rng.random() < 0.6:  # sun
+        c = (int(rng.integers(width)), int(rng.integers(max(1, horizon // 2))))
+        cv2.circle(img, c, max(3, scale // 12), (255, 215, 0), -1, cv2.LINE_AA)
+        cv2.circle(img, c, max(3, scale // 12), _OUTLINE, t, cv2.LINE_AA)
+    for _ in range(int(rng.integers(0, 3))):  # hills on the horizon
+        c = (int(rng.integers(width)), horizon)
+        axes = (int(width * rng.uniform(0.2, 0.45)), int(height * rng.uniform(0.08, 0.2)))
+        cv2.ellipse(img, c, axes, 0, 180, 360, _colour(rng, _GROUNDS), -1, cv2.LINE_AA)
+        cv2.ellipse(img, c, axes, 0, 180, 360, _OUTLINE, t, cv2.LINE_AA)
+    cv2.line(img, (0, horizon), (width, horizon), _OUTLINE, t, cv2.LINE_AA)
+    for _ in range(int(rng.integers(0, 3))):
+        kind = rng.random()
+        x = int(rng.integers(0, max(1, width - width // 5)))
+        if kind < 0.5:
+            _draw_house(img, rng, x, horizon + int(rng.integers(0, max(1, height // 10))), max(8, width // 5), t)
+        else:
+            _draw_tree(img, rng, x, horizon + int(rng.integers(0, max(1, height // 10))), max(6, height // 6), t)
+    for _ in range(int(rng.integers(1, 4))):
+        _draw_blob(img, rng, scale, t)
+    for _ in range(int(rng.integers(1, 3))):
+        r = max(4, int(scale * rng.uniform(0.07, 0.13)))
+        cx = int(rng.integers(r, max(r + 1, width - r)) + shift * width) % width
+        cy = int(rng.integers(max(r, horizon - 2 * r), max(r + 1, min(height - 3 * r, horizon + r)) + 1))
+        _draw_character(img, rng, cx, cy, r, t)
+    return img
+
+
+# ---------------------------------------------------------------------------------------------
+# Time codes and videos
+# ---------------------------------------------------------------------------------------------
+
+_CODE_BITS = 16  # a 4x4 grid of black/white cells: frame numbers up to 65,535
+
+
+def _code_box(width: int, height: int) -> tuple[int, int, int]:
+    """(x0, y0, side) of the code: the middle half of the centre square of a width x height frame."""
+    side = min(width, height) // 2
+    return (width - side) // 2, (height - side) // 2, side
+
+
+def draw_time_code(frame: np.ndarray, number: int) -> np.ndarray:
+    """Draw ``number`` (``0 <= number < 2**16``) as a 4x4 grid of white (1) / black (0) cells, most
+    significant bit first, over the middle half of the frame's centre square. In place; returns
+    ``frame``. The code survives a centre-square crop, resizing and lossy video compression."""
+    if not 0 <= number < 2 ** _CODE_BITS:
+        raise ValueError(f"time code {number} out of range 0..{2 ** _CODE_BITS - 1}")
+    x0, y0, side = _code_box(frame.shape[1], frame.shape[0])
+    for bit in range(_CODE_BITS):
+        row, col = divmod(bit, 4)
+        on = (number >> (_CODE_BITS - 1 - bit)) & 1
+        ya, yb = y0 + row * side // 4, y0 + (row + 1) * side // 4
+        xa, xb = x0 + col * side // 4, x0 + (col + 1) * side // 4
+        frame[ya:yb, xa:xb] = 255 if on else 0
+    return frame
+
+
+def read_time_code(image: np.ndarray | Tensor) -> int:
+    """Decode the number drawn by :func:`draw_time_code` from a frame, or from its centre-square
+    crop at any size (uint8 ``(H, W, 3)`` / ``(H, W)`` array, or a ``(3, H, W)`` tensor in [0, 1])."""
+    if isinstance(image, Tensor):
+        image = (image.detach().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    gray = image.mean(axis=2) if image.ndim == 3 else image.astype(np.float64)
+    x0, y0, side = _code_box(gray.shape[1], gray.shape[0])
+    number = 0
+    for bit in range(_CODE_BITS):
+        row, col = divmod(bit, 4)
+        cell = side / 4
+        # sample the middle half of each cell: compression blurs the edges
+        ya, yb = int(y0 + (row + 0.25) * cell), int(y0 + (row + 0.75) * cell)
+        xa, xb = int(x0 + (col + 0.25) * cell), int(x0 + (col + 0.75) * cell)
+        number = (number << 1) | int(gray[ya:max(yb, ya + 1), xa:max(xb, xa + 1)].mean() > 127)
+    return number
+
+
+def make_cartoon_video(path: str | Path, seconds: float = 20.0, fps: float = 5.0,
+                       size: tuple[int, int] = (320, 240), seed: int = 0, scene_every_s: float = 4.0,
+                       fourcc: str | None = None) -> Path:
+    """Write a short cartoon video and return its path.
+
+    ``size`` is ``(width, height)``; a new scene starts every ``scene_every_s`` seconds and its
+    characters drift sideways. Every frame carries its frame number ``i`` (time ``i / fps``) as a
+    block code in the middle (:func:`read_time_code`). Codec: ``fourcc`` or, by extension,
+    ``mp4v`` for .mp4 and ``MJPG`` for .avi (both written and read back by opencv-python-headless).
+    """
+    cv2 = _cv2()
+    path = Path(path)
+    n_frames = int(round(seconds * fps))
+    if n_frames < 1 or fps <= 0:
+        raise ValueError(f"need seconds * fps >= 1 and fps > 0, got seconds={seconds}, fps={fps}")
+    if n_frames > 2 ** _CODE_BITS:
+        raise ValueError(f"at most {2 ** _CODE_BITS} frames fit the time code, asked for {n_frames}")
+    codec = fourcc or _VIDEO_CODECS.get(path.suffix.lower())
+    if codec is None:
+        raise ValueError(f"unknown video extension {path.suffix!r}: use one of {', '.join(_VIDEO_CODECS)} "
+                         "or pass fourcc=")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), float(fps), tuple(size))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV could not open a {codec} video writer for {path}")
+    try:
+        for i in range(n_frames):
+            t = i / fps
+            scene = int(t // scene_every_s)
+            frame = make_cartoon(seed * 100_003 + scene, size, shift=(t % scene_every_s) / scene_every_s * 0.3)
+            draw_time_code(frame, i)
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Frame extraction
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class _VideoInfo:
+    path: Path
+    fps: float
+    frame_count: int
+
+
+def frame_timestamps(duration_s: float, every_s: float = 15.0, skip_start_s: float = 60.0,
+                     skip_end_s: float = 60.0) -> list[float]:
+    """Times ``skip_start_s, skip_start_s + every_s, ...`` up to ``duration_s - skip_end_s`` (inclusive)."""
+    if every_s <= 0:
+        raise ValueError(f"every_s must be > 0, got {every_s}")
+    if skip_start_s < 0 or skip_end_s < 0:
+        raise ValueError("skip_start_s and skip_end_s must be >= 0")
+    end = duration_s - skip_end_s
+    times: list[float] = []
+    k = 0
+    while (t := skip_start_s + k * every_s) <= end + 1e-9:
+        times.append(float(round(t, 6)))
+        k += 1
+    return times
+
+
+def split_counts(n: int, split: Sequence[float] = (28, 7, 1)) -> dict[str, int]:
+    """How many of ``n`` items go to train/val/test for proportions ``split`` (largest remainders;
+    every split with a non-zero proportion gets at least one item when ``n`` allows, taken from
+    the largest split, so that a small folder still has a test image)."""
+    if len(split) != 3 or any(s < 0 for s in split) or sum(split) <= 0:
+        raise ValueError(f"split must be three non-negative proportions (train, val, test), got {split}")
+    total = float(sum(split))
+    exact = [n * s / total for s in split]
+    counts = [math.floor(e) for e in exact]
+    order = sorted(range(3), key=lambda i: exact[i] - counts[i], reverse=True)
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    wanted = [i for i in range(3) if split[i] > 0]
+    if n >= len(wanted):
+        for i in wanted:
+            if counts[i] == 0:
+                counts[max(range(3), key=lambda j: counts[j])] -= 1
+                counts[i] += 1
+    return dict(zip(SPLITS, counts))
+
+
+def _probe(path: Path) -> _VideoInfo | str:
+    """Frame rate and frame count of a video, or the reason it cannot be read."""
+    cv2 = _cv2()
+    if not path.is_file():
+        return "file not found"
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            return "OpenCV cannot open it (unknown format or codec)"
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        if not fps or fps <= 0 or not math.isfinite(fps):
+            return "no frame rate in the file"
+        ok, _ = capture.read()
+        if not ok:
+            return "the first frame cannot be decoded"
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if count <= 0:  # some containers do not store it: count by grabbing the rest
+            count = 1
+            while capture.grab():
+                count += 1
+        return _VideoInfo(path, float(fps), count)
+    finally:
+        capture.release()
+
+
+def _square(frame_bgr: np.ndarray, size: int) -> np.ndarray:
+    """Centre square crop, resized to size x size (area interpolation when shrinking)."""
+    cv2 = _cv2()
+    height, width = frame_bgr.shape[:2]
+    side = min(height, width)
+    y0, x0 = (height - side) // 2, (width - side) // 2
+    crop = frame_bgr[y0:y0 + side, x0:x0 + side]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    return cv2.resize(crop, (size, size), interpolation=interpolation)
+
+
+def extract_frames(videos: Iterable[str | Path], out_dir: str | Path, every_s: float = 15.0,
+                   skip_start_s: float = 60.0, skip_end_s: float = 60.0, size: int = 256,
+                   split: Sequence[float] = (28, 7, 1), seed: int = 0, save_gray: bool = True,
+                   method: str = "seek", progress: bool = True) -> dict:
+    """Build a frame data set from video files, as the KTH paper built its Simpsons set.
+
+    For each video: times ``skip_start_s, skip_start_s + every_s, ...`` up to ``duration -
+    skip_end_s`` (paper: every 15 s, skipping the first and last minute); the frame at time ``t``
+    is frame number ``round(t * fps)``. Each frame is centre-square cropped, resized to
+    ``size x size`` and written as PNG to ``out_dir/<split>/<video stem>_<t>s.png``; with
+    ``save_gray`` also its BT.601 luma (``0.299 R + 0.587 G + 0.114 B``, OpenCV's
+    ``COLOR_BGR2GRAY``) to ``out_dir/gray/<split>/``.
+
+    The split is deterministic: all (video, time) pairs are shuffled with ``seed`` and cut in the
+    proportions ``split`` (train, val, test; 28:7:1 like the paper's 28,000/7,000/1,000), so frames
+    of one video land in all splits. ``method="seek"`` jumps to each frame with
+    ``CAP_PROP_POS_FRAMES``; ``"scan"`` decodes sequentially (slower, for files whose seeking is
+    unreliable). Unreadable videos are skipped and reported.
+
+    Returns a summary dict: ``videos`` (per video: ``path``, ``fps``, ``frames``, ``duration_s``,
+    ``timestamps``, ``frame_indices``, ``files``), ``counts`` (per split), ``skipped`` (``[{"path",
+    "reason"}]`` for unreadable videos), ``failed_frames`` (frames that could not be decoded),
+    ``settings``. It is also written to ``out_dir/frames.json``.
+    """
+    cv2 = _cv2()
+    from tqdm.auto import tqdm
+
+    if method not in ("seek", "scan"):
+        raise ValueError(f"method must be 'seek' or 'scan', got {method!r}")
+    if size < 8:
+        raise ValueError(f"size must be at least 8, got {size}")
+    videos = [Path(v) for v in videos]
+    if not videos:
+        raise ValueError("no video files given")
+    out_dir = Path(out_dir)
+    settings = {"every_s": every_s, "skip_start_s": skip_start_s, "skip_end_s": skip_end_s, "size": size,
+                "split": list(split), "seed": seed, "method": method, "save_gray": save_gray,
+                "gray_formula": "0.299 R + 0.587 G + 0.114 B (BT.601, cv2.COLOR_BGR2GRAY)"}
+    split_counts(0, split)  # validates `split`
+
+    infos: list[_VideoInfo] = []
+    skipped: list[dict] = []
+    for path in videos:
+        info = _probe(path)
+        if isinstance(info, str):
+            skipped.append({"path": str(path), "reason": info})
+            print(f"frames: skipping {path}: {info}", file=sys.stderr)
+        else:
+            infos.append(info)
+
+    # every (video, time) pair, then a seeded shuffle decides the split of each
+    jobs: list[tuple[int, float, int]] = []
+    per_video: list[dict] = []
+    for v, info in enumerate(infos):
+        duration = info.frame_count / info.fps
+        times = [t for t in frame_timestamps(duration, every_s, skip_start_s, skip_end_s)
+                 if round(t * info.fps) < info.frame_count]
+        indices = [int(round(t * info.fps)) for t in times]
+        per_video.append({"path": str(info.path), "fps": info.fps, "frames": info.frame_count,
+                          "duration_s": round(duration, 3), "timestamps": times, "frame_indices": indices,
+                          "files": []})
+        jobs += [(v, t, i) for t, i in zip(times, indices)]
+    counts = split_counts(len(jobs), split)
+    order = np.random.default_rng(seed).permutation(len(jobs))
+    split_of: dict[int, str] = {}
+    start = 0
+    for name in SPLITS:
+        for j in order[start:start + counts[name]]:
+            split_of[int(j)] = name
+        start += counts[name]
+
+    for name in SPLITS:
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+        if save_gray:
+            (out_dir / "gray" / name).mkdir(parents=True, exist_ok=True)
+
+    written = {name: 0 for name in SPLITS}
+    failed: list[dict] = []
+    bar = tqdm(total=len(jobs), desc="frames", unit="frame", disable=not progress)
+    job_index = 0
+    for v, info in enumerate(infos):
+        capture = cv2.VideoCapture(str(info.path))
+        record = per_video[v]
+        position = 0  # next frame a sequential read returns
+        for t, frame_index in zip(record["timestamps"], record["frame_indices"]):
+            name = split_of[job_index]
+            job_index += 1
+            if method == "seek":
+                capture.set(cv2.CAP_PROP_POS_FRAMES, frame_index)
+                ok, frame = capture.read()
+            else:
+                ok = True
+                while ok and position < frame_index:
+                    ok = capture.grab()
+                    position += 1
+                ok, frame = capture.read() if ok else (False, None)
+                position += 1
+            if not ok or frame is None:
+                failed.append({"path": str(info.path), "time_s": t, "frame": frame_index})
+                bar.update(1)
+                continue
+            square = _square(frame, size)
+            stem = f"{info.path.stem}_{t:08.2f}s"
+            target = out_dir / name / f"{stem}.png"
+            cv2.imwrite(str(target), square)
+            if save_gray:
+                cv2.imwrite(str(out_dir / "gray" / name / f"{stem}.png"), cv2.cvtColor(square, cv2.COLOR_BGR2GRAY))
+            record["files"].append(str(target))
+            written[name] += 1
+            bar.update(1)
+        capture.release()
+    bar.close()
+    summary = {"videos": per_video, "counts": written, "skipped": skipped, "failed_frames": failed,
+               "settings": settings, "out_dir": str(out_dir)}
+    (out_dir / "frames.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Data sets
+# ---------------------------------------------------------------------------------------------
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    return split
+
+
+def _to_tensor(rgb_uint8: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb_uint8)).permute(2, 0, 1).float().div_(255.0)
+
+
+class GeneratedCartoons(Dataset):
+    """Generated cartoons (:func:`make_cartoon`): ``n`` images per split, drawn on the fly.
+
+    Items ``(image (3, S, S) float in [0, 1] RGB, -1)``. Image ``i`` of a split is
+    ``make_cartoon(seed * 7919 + offset(split) + i, S)``: the same for every run, different
+    between splits. Default sizes 448 / 112 / 16 (the paper's 28:7:1).
+    """
+
+    color_space = "rgb"
+
+    def __init__(self, split: str = "train", image_size: int = 256, n: int | None = None, seed: int = 0) -> None:
+        self.split = _check_split(split)
+        self.image_size = int(image_size)
+        self.n = DEFAULT_GENERATED_SIZES[split] if n is None else int(n)
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def image_seed(self, index: int) -> int:
+        return self.seed * 7919 + _SPLIT_SEED_OFFSET[self.split] + index
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        if not -self.n <= index < self.n:
+            raise IndexError(f"index {index} out of range for {self.n} cartoons")
+        index %= self.n
+        return _to_tensor(make_cartoon(self.image_seed(index), self.image_size)), -1
+
+
+
+def _load_rgb(path: Path, image_size: int, fit: str):
+    """Read an image as RGB; transparent parts become white; fit to a square (see CartoonFolder)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(background, rgba).convert("RGB")
+        else:
+            img = img.convert("RGB")
+    if fit == "pad":
+        img = ImageOps.pad(img, (image_size, image_size), method=Image.Resampling.BICUBIC, color=(255, 255, 255))
+    else:
+        img = ImageOps.fit(img, (image_size, image_size), method=Image.Resampling.BICUBIC)
+    return np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy warns on read-only arrays)
+
+
+class CartoonFolder(Dataset):
+    """A folder of cartoon images as a data set.
+
+    Layouts: ``root/train``, ``root/val``, ``root/test`` subfolders (what ``frames`` writes;
+    ``root/gray`` is ignored), or a flat folder (also searched recursively), split
+    deterministically: files sorted by path, shuffled with ``seed``, cut 28:7:1.
+
+    Each image is read as RGB (transparent pixels composited onto white) and fitted to
+    ``image_size x image_size``: ``fit="pad"`` (default) keeps the whole picture and its aspect
+    ratio and pads with white (cartoon artwork usually sits on white, so padding adds nothing
+    new and crops nothing off); ``fit="crop"`` takes the centre square. Items ``(image (3, S, S)
+    in [0, 1], -1)``.
+    """
+
+    color_space = "rgb"
+
+    def __init__(self, root: str | Path, split: str = "train", image_size: int = 256, fit: str = "pad",
+                 seed: int = 0, split_proportions: Sequence[float] = (28, 7, 1)) -> None:
+        self.root = Path(root)
+        self.split = _check_split(split)
+        self.image_size = int(image_size)
+        if fit not in ("pad", "crop"):
+            raise ValueError(f"fit must be 'pad' or 'crop', got {fit!r}")
+        self.fit = fit
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"cartoon folder {self.root} does not exist: give a folder of images "
+                                    "(or leave data_root unset for the generated cartoons)")
+        if (self.root / "train").is_dir():
+            self.layout = "splits"
+            self.files = self._images(self.root / split)
+        else:
+            self.layout = "flat"
+            files = [f for f in self._images(self.root) if "gray" not in f.relative_to(self.root).parts[:-1]]
+            if not files:
+                raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {self.root}")
+            counts = split_counts(len(files), split_proportions)
+            order = np.random.default_rng(seed).permutation(len(files))
+            start = sum(counts[s] for s in SPLITS[:SPLITS.index(split)])
+            self.files = [files[i] for i in sorted(order[start:start + counts[split]])]
+        if not self.files:
+            raise FileNotFoundError(f"no images for split {split!r} in {self.root} ({self.layout} layout)")
+
+    @staticmethod
+    def _images(folder: Path) -> list[Path]:
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        path = self.files[index]
+        try:
+            return _to_tensor(_load_rgb(path, self.image_size, self.fit)), -1
+        except OSError as error:
+            raise OSError(f"cannot read cartoon image {path}: {error}") from error
+
+
+class CachedImages(Dataset):
+    """Another data set's images held in memory as ``uint8`` (a quarter of float32's size), with
+    ``as_tensors()`` so that the trainer can sample batches on the device without a DataLoader.
+    Items ``(image (3, S, S) float in [0, 1], -1)``; ``color_space`` copied from the source."""
+
+    def __init__(self, source: Dataset, progress: bool = False) -> None:
+        from tqdm.auto import tqdm
+
+        self.color_space = source.color_space
+        self.source_name = type(source).__name__
+        first = source[0][0]
+        self.images = torch.empty((len(source), *first.shape), dtype=torch.uint8)
+        for i in tqdm(range(len(source)), desc="loading cartoons", disable=not progress, leave=False):
+            self.images[i] = (source[i][0] * 255.0).round_().to(torch.uint8)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        return self.images[index].float().div_(255.0), -1
+
+    def as_tensors(self) -> tuple[Tensor, Tensor]:
+        """All images ``(N, 3, S, S)`` float in [0, 1] and labels ``(N,)`` (all -1)."""
+        return self.images.float().div_(255.0), torch.full((len(self),), -1, dtype=torch.long)
+
+
+CACHE_MAX_BYTES = 512 * 2 ** 20  # cache a split in memory when it is at most this large as float32
+
+
+def CartoonImages(root: str | Path | None = None, split: str = "train", image_size: int = 256,
+                  seed: int = 0, n: int | None = None, fit: str = "pad", cache: bool | None = None) -> Dataset:
+    """The ``"cartoons"`` data set: :class:`GeneratedCartoons` when ``root`` is None (``n`` images,
+    default 448/112/16), else :class:`CartoonFolder` on ``root`` (``fit`` pad | crop). Either way
+    ``color_space == "rgb"`` and items are ``(image (3, S, S) in [0, 1], -1)``.
+
+    ``cache``: hold the split in memory (:class:`CachedImages`, which offers ``as_tensors()``);
+    ``None`` (default) caches when the split takes at most 512 MB as float32 (e.g. 448 generated
+    images at 256x256: 352 MB; a 783-image folder at 64x64: 38 MB), and otherwise reads or draws
+    each image when it is asked for.
+    """
+    dataset: Dataset
+    if root is None:
+        dataset = GeneratedCartoons(split, image_size, n=n, seed=seed)
+    else:
+        dataset = CartoonFolder(root, split, image_size, fit=fit, seed=seed)
+    if cache is None:
+        cache = len(dataset) * 3 * image_size * image_size * 4 <= CACHE_MAX_BYTES
+    return CachedImages(dataset) if cache else dataset
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: python -m colorbook frames VIDEO... --out DIR
+# ---------------------------------------------------------------------------------------------
+
+def _parse_split(text: str) -> tuple[float, float, float]:
+    parts = text.replace("/", ":").split(":")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"split must look like 28:7:1, got {text!r}") from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"split must have three parts train:val:test, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def add_frames_subcommand(subparsers) -> argparse.ArgumentParser:
+    """Add ``frames`` to an argparse subparsers object; the handler is in ``func``."""
+    parser = subparsers.add_parser(
+        "frames", help="extract a cartoon frame data set from video files (one frame every 15 s)",
+        description="Take one frame every --every seconds from each video, skipping the first and last "
+                    "minute (as the KTH paper did with The Simpsons), crop the centre square, resize, and "
+                    "write train/val/test PNG folders (plus gray versions) usable as --data-root.")
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (anything OpenCV can read)")
+    parser.add_argument("--out", required=True, help="output folder (train/, val/, test/, gray/, frames.json)")
+    parser.add_argument("--every", type=float, default=15.0, help="seconds between frames (default 15)")
+    parser.add_argument("--skip-start", type=float, default=60.0, help="seconds skipped at the start (default 60)")
+    parser.add_argument("--skip-end", type=float, default=60.0, help="seconds skipped at the end (default 60)")
+    parser.add_argument("--size", type=int, default=256, help="side of the square frames (default 256)")
+    parser.add_argument("--split", type=_parse_split, default=(28.0, 7.0, 1.0),
+                        help="train:val:test proportions (default 28:7:1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split shuffle (default 0)")
+    parser.add_argument("--no-gray", action="store_true", help="do not write the gray/ copies")
+    parser.add_argument("--method", choices=("seek", "scan"), default="seek",
+                        help="seek to each frame (fast) or decode sequentially (robust)")
+    parser.set_defaults(func=run_frames_command)
+    return parser
+
+
+def run_frames_command(args: argparse.Namespace) -> int:
+    """Handler of ``frames``: runs :func:`extract_frames` and prints a short report. Exit status 0,
+    or 1 when no frame could be written."""
+    summary = extract_frames(args.videos, args.out, every_s=args.every, skip_start_s=args.skip_start,
+                             skip_end_s=args.skip_end, size=args.size, split=args.split, seed=args.seed,
+                             save_gray=not args.no_gray, method=args.method)
+    for video in summary["videos"]:
+        print(f"{video['path']}: {len(video['files'])} frames ({video['duration_s']:.1f} s at {video['fps']:.3g} fps)")
+    for item in summary["skipped"]:
+        print(f"skipped {item['path']}: {item['reason']}")
+    if summary["failed_frames"]:
+        print(f"{len(summary['failed_frames'])} frames could not be decoded (listed in frames.json)")
+    counts = summary["counts"]
+    print(f"wrote {sum(counts.values())} frames to {args.out}: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0 if sum(counts.values()) > 0 else 1
+
+
+def cartoon_root(data_root: str | Path | None) -> Path | None:
+    """The cartoon folder inside a shared ``data_root``: ``data_root/cartoons`` or ``data_root/cartoon``
+    when one exists (one ``--data-root`` often serves every data set), else ``data_root`` itself."""
+    if data_root is None:
+        return None
+    root = Path(data_root)
+    for name in ("cartoons", "cartoon"):
+        if (root / name).is_dir() and not (root / "train").is_dir():
+            return root / name
+    return root
+
+
+def _register() -> None:
+    """Register ``"cartoons"`` with :mod:`colorbook.data`."""
+    try:
+        import colorbook.data as data
+    except ModuleNotFoundError as error:  # colorbook.data is optional while it is being written
+        if error.name != "colorbook.data":
+            raise
+        return
+
+    def factory(split: str = "train", *, data_root=None, image_size=None, profile: str = "quick", seed: int = 0,
+                **kwargs) -> Dataset:
+        if data_root is None and profile == "full" and "n" not in kwargs:
+            kwargs["n"] = FULL_GENERATED_SIZES[_check_split(split)]
+        return CartoonImages(cartoon_root(data_root), split, image_size or 256, seed=seed, **kwargs)
+
+    data.register_dataset("cartoons", factory)
+
+
+_register()

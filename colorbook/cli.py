@@ -1,0 +1,116 @@
+"""``python -m colorbook SUBCOMMAND``: recipes, train, colorize, frames, evaluate, reproduce.
+
+Each subcommand has ``--help``. Errors that come from bad input (unknown recipe, missing file,
+unreadable image) print one clear line and exit with status 2 instead of a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import textwrap
+
+# modules that add their own subcommands: (module, function name)
+_PLUGINS = (("colorbook.cartoons", "add_frames_subcommand"),
+            ("colorbook.evaluate", "add_evaluate_subcommand"),
+            ("colorbook.reproduce", "add_reproduce_subcommand"))
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from colorbook.recipes import all_recipes
+    for recipe in all_recipes():
+        if args.table and recipe.table != args.table:
+            continue
+        paper = recipe.paper.get("fid")
+        paper_text = f"  (paper FID {paper})" if paper is not None else ""
+        print(f"{recipe.name:<14} {recipe.table:<11} {recipe.summary}{paper_text}")
+        if args.verbose:
+            full, quick = recipe, recipe.resolve("quick")
+            print(textwrap.indent(f"full:  {full.iters} iters, batch {full.batch_size}, {full.image_size}px, "
+                                  f"options {dict(full.options)}\nquick: {quick.iters} iters, batch {quick.batch_size}, "
+                                  f"{quick.image_size}px, overrides {dict(recipe.quick)}\nnotes: {recipe.notes}", "    "))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+    from colorbook.train import train
+    metrics = train(args.recipe, args.out, profile=args.profile, iters=args.iters, device=args.device,
+                    data_root=args.data_root, resume=args.resume, seed=args.seed, batch_size=args.batch_size,
+                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+                    command="python -m colorbook " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    print(json.dumps({k: metrics[k] for k in ("recipe", "profile", "status", "iterations", "seconds_per_iteration")}))
+    print(f"wrote {args.out}/checkpoint.pt, log.jsonl, samples/, metrics.json")
+    return 0
+
+
+def _cmd_colorize(args: argparse.Namespace) -> int:
+    from colorbook.colorize import colorize_files
+    written = colorize_files(args.checkpoint, args.inputs, args.out, work_size=args.work_size, device=args.device or "cpu")
+    for path in written:
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m colorbook",
+                                     description="Colorize grayscale images with the GANs of the colorbook course.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser("recipes", help="list the training recipes, one line each")
+    p.add_argument("--table", help="only this table: dtu-mnist, dtu-scenes or kth")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show settings of both profiles and notes")
+    p.set_defaults(func=_cmd_recipes)
+
+    p = sub.add_parser("train", help="train a recipe; writes checkpoint, loss log, sample grids, metrics.json")
+    p.add_argument("--recipe", required=True, help="recipe name, e.g. H (see `recipes`)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--profile", choices=["quick", "full"],
+                   help="quick (CPU-sized) or full (paper settings); default $COLORBOOK_PROFILE, else full on CUDA, quick on CPU")
+    p.add_argument("--iters", type=int, help="number of iterations (default: the recipe's, for the profile)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--data-root", help="data folder (MNIST IDX files, an image folder, Places365 root, cartoon folder)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt exactly where it stopped")
+    p.add_argument("--seed", type=int, help="random seed (default: the recipe's, 0)")
+    p.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    p.add_argument("--sample-every", type=int, help="write a sample grid every N iterations")
+    p.add_argument("--checkpoint-every", type=int, help="write a checkpoint every N iterations")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("colorize", help="colorize image files with a trained checkpoint")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `train` (or its directory)")
+    p.add_argument("inputs", nargs="+", help="image files: gray, RGB, RGBA or 16-bit, any size")
+    p.add_argument("--out", required=True, help="output directory for <name>_color.png")
+    p.add_argument("--work-size", type=int, help="longer side the model sees (default: max(2 x training size, 256))")
+    p.add_argument("--device", help="cpu or cuda (default cpu)")
+    p.set_defaults(func=_cmd_colorize)
+
+    import importlib
+    for module_name, function in _PLUGINS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        getattr(module, function)(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as error:
+        from colorbook.train import TrainingDiverged
+        if isinstance(error, TrainingDiverged):
+            print(f"error: {error}", file=sys.stderr)
+            return 3
+        raise

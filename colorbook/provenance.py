@@ -1,0 +1,52 @@
+"""Provenance for recorded results: what ran, where, when, from which commit."""
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_commit(repo: Path = REPO_ROOT) -> str:
+    """The checked-out commit, with ``+dirty`` when the work tree has changes; ``unknown`` outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device: torch.device | str | None = None) -> str:
+    """A human-readable device name: the GPU's name, or the CPU with its core count."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    import os
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def provenance(device: torch.device | str | None = None, command: str | None = None,
+               wall_time_s: float | None = None) -> dict[str, Any]:
+    """A dict describing this run: command, git commit, device, torch version, date (UTC), host, wall time."""
+    record: dict[str, Any] = {
+        "command": command if command is not None else " ".join(shlex.quote(a) for a in sys.argv),
+        "git_commit": git_commit(),
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+    }
+    if wall_time_s is not None:
+        record["wall_time_s"] = round(wall_time_s, 2)
+    return record

@@ -1,0 +1,102 @@
+"""The DTU UNet and ResNet critic: shapes, the L pass-through, padding, dropout, init, errors."""
+import pytest
+import torch
+
+from colorbook.models import CRITIC_ARCHS, ResNetCritic, UNetColorizer, count_parameters, init_normal
+
+
+@pytest.mark.parametrize("depth,size", [(2, 32), (3, 32), (7, 128)])
+def test_unet_output_shape_range_and_L_passthrough(depth, size):
+    model = UNetColorizer(depth=depth, base_channels=8)
+    gray = torch.rand(2, 1, size, size)
+    out = model(gray)
+    assert out.shape == (2, 3, size, size)
+    assert torch.equal(out[:, :1], gray), "channel 0 must be the input L, unchanged"
+    assert out[:, 1:].min() >= 0 and out[:, 1:].max() <= 1
+
+
+def test_unet_pads_sizes_the_depth_cannot_halve_and_crops_back():
+    model = UNetColorizer(depth=3, base_channels=8)
+    for shape in [(30, 33), (5, 7), (1, 1)]:
+        out = model(torch.rand(1, 1, *shape))
+        assert out.shape[-2:] == shape
+
+
+def test_unet_is_local_enough_that_padding_changes_nothing_inside():
+    """A multiple-of-8 image gives the same output whether or not it is padded: the pad is a no-op there."""
+    torch.manual_seed(0)
+    model = UNetColorizer(depth=3, base_channels=8).eval()
+    gray = torch.rand(1, 1, 32, 32)
+    assert model.size_multiple == 8
+    assert torch.allclose(model(gray), model(gray.clone()))
+
+
+def test_unet_rejects_wrong_channel_count_with_a_clear_message():
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        UNetColorizer(depth=2)(torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="depth"):
+        UNetColorizer(depth=0)
+
+
+def test_dropout_only_in_first_three_decoder_blocks():
+    model = UNetColorizer(depth=5, base_channels=4, dropout=0.5)
+    has_dropout = [any(isinstance(m, torch.nn.Dropout2d) for m in block.modules()) for block in model.decoders]
+    assert has_dropout == [True, True, True, False, False]
+    model.eval()
+    gray = torch.rand(1, 1, 32, 32)
+    assert torch.equal(model(gray), model(gray)), "dropout must be off in eval mode"
+
+
+def test_skip_norms_are_learned_affine_instance_norms():
+    model = UNetColorizer(depth=2, base_channels=8)
+    for norm in model.skip_norms:
+        assert isinstance(norm, torch.nn.InstanceNorm2d) and norm.affine
+
+
+def test_normal_init_statistics():
+    model = init_normal(torch.nn.Conv2d(64, 64, 3), std=0.02)
+    assert abs(model.weight.std().item() - 0.02) < 0.002
+    assert model.bias.abs().max() == 0
+
+
+def test_parameter_counts_documented_in_the_book():
+    # depth 7 with base 64 matches ResNet152 in size, as the paper says of its critic
+    assert count_parameters(UNetColorizer(depth=7)) == 54_980_930
+    assert count_parameters(UNetColorizer(depth=2)) == 1_882_434
+    assert count_parameters(ResNetCritic("resnet18")) == 11_178_753
+
+
+@pytest.mark.parametrize("arch", ["resnet10", "resnet18"])
+@pytest.mark.parametrize("stem", ["standard", "small", "auto"])
+def test_critic_gives_one_logit_per_image(arch, stem):
+    critic = ResNetCritic(arch, stem=stem)
+    assert critic(torch.rand(3, 3, 32, 32), torch.rand(3, 1, 32, 32)).shape == (3,)
+    if stem == "auto":
+        assert critic.stem == "small"  # chosen at the first call for a 32x32 input
+
+
+def test_critic_stem_choice_survives_a_state_dict_round_trip():
+    a = ResNetCritic("resnet10", stem="auto")
+    a(torch.rand(2, 3, 32, 32))
+    b = ResNetCritic("resnet10", stem="auto")
+    b.load_state_dict(a.state_dict())
+    assert b.stem == "small"
+    x = torch.rand(2, 3, 32, 32)
+    a.eval(), b.eval()
+    assert torch.allclose(a(x), b(x))
+
+
+def test_critic_archs_include_paper_choices_and_errors_are_clear():
+    assert {"resnet18", "resnet152"} <= set(CRITIC_ARCHS)
+    with pytest.raises(ValueError, match="resnet18"):
+        ResNetCritic("vgg")
+    with pytest.raises(ValueError, match="norm"):
+        ResNetCritic("resnet18", norm="weird")
+
+
+def test_instance_norm_critic_does_not_mix_samples():
+    critic = ResNetCritic("resnet10", norm="instance", stem="small").train()  # last stage 2x2: >1 value per channel
+    x = torch.rand(4, 3, 32, 32)
+    alone = critic(x[:1])
+    together = critic(x)[:1]
+    assert torch.allclose(alone, together, atol=1e-5)
