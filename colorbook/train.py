@@ -342,6 +342,7 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
     sample_every = sample_every or max(1, recipe.iters // 5)
     checkpoint_every = checkpoint_every or max(1, recipe.iters // 10)
     command = command if command is not None else f"colorbook.train.train({recipe.name!r}, profile={recipe.profile!r})"
+    run_provenance = provenance(device, command)  # taken at the start: the commit that actually ran
 
     def save_checkpoint(iteration: int) -> None:
         _atomic_save({
@@ -349,7 +350,7 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
             "generator": G.state_dict(), "discriminator": D.state_dict() if D is not None else None,
             "opt_g": parts.opt_g.state_dict(), "opt_d": parts.opt_d.state_dict() if parts.opt_d else None,
             "schedulers": [s.state_dict() for s in parts.schedulers], "rng": _rng_state(objective_gen),
-            "provenance": provenance(device, command),
+            "provenance": run_provenance,
         }, ckpt_path)
 
     def write_metrics(status: str, iteration: int, run_seconds: float) -> dict[str, Any]:
@@ -363,7 +364,7 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
             "final_losses_mean_last_50": {k: _mean_recent(history, k) for k in sorted({k for r in history[-50:] for k in r})
                                           if k != "iteration"},
             "paper": dict(recipe.paper),
-            "provenance": provenance(device, command, wall_time_s=time.time() - started),
+            "provenance": {**run_provenance, "wall_time_s": round(time.time() - started, 2)},
         }
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
         return metrics
