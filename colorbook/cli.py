@@ -38,7 +38,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     metrics = train(args.recipe, args.out, profile=args.profile, iters=args.iters, device=args.device,
                     data_root=args.data_root, resume=args.resume, seed=args.seed, batch_size=args.batch_size,
                     sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                    command="python -m colorbook " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                    command="python -m colorbook " + " ".join(shlex.quote(a) for a in args.argv))
     print(json.dumps({k: metrics[k] for k in ("recipe", "profile", "status", "iterations", "seconds_per_iteration")}))
     print(f"wrote {args.out}/checkpoint.pt, log.jsonl, samples/, metrics.json")
     return 0
@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # recorded as the command in provenance
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError) as error:

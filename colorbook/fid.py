@@ -407,12 +407,18 @@ FRECHET_METHODS = {
 
 
 def _trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """``Tr((S1 S2)^(1/2))`` for covariances: the eigenvalues of ``S1 S2`` are those of
-    the symmetric ``S1^(1/2) S2 S1^(1/2)``, so two ``eigh`` calls give it exactly,
-    without complex round-off and much faster than a general ``sqrtm``."""
+    """``Tr((S1 S2)^(1/2))`` for covariances, from symmetric eigendecompositions.
+
+    With ``S1 = V W V^T``, the eigenvalues of ``S1 S2`` are those of the
+    symmetric ``R^T S2 R`` where ``R = V W^(1/2)``; columns of zero eigenvalues
+    contribute nothing and are dropped, so a rank-``r`` ``S1`` (fewer samples
+    than dimensions) needs only an ``r x r`` second problem. Exact, free of the
+    complex round-off of a general ``sqrtm``, and much faster.
+    """
     values, vectors = np.linalg.eigh(sigma1)
-    root1 = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
-    middle = root1 @ sigma2 @ root1
+    keep = values > max(float(values.max()), 0.0) * values.shape[0] * np.finfo(np.float64).eps
+    root = vectors[:, keep] * np.sqrt(values[keep])
+    middle = root.T @ sigma2 @ root
     eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
@@ -460,6 +466,9 @@ def frechet_distance(
     with warnings.catch_warnings(), contextlib.redirect_stdout(stdout):
         # pytorch-fid still passes sqrtm's deprecated `disp` argument.
         warnings.filterwarnings("ignore", message="The `disp` argument is deprecated", category=DeprecationWarning)
+        # Covariances of fewer samples than dimensions (or of dead features) are
+        # singular by construction; scipy says so on every call, which is noise here.
+        warnings.filterwarnings("ignore", message="Matrix is (singular|ill-conditioned)")
         distance = calculate_frechet_distance(mu1, sigma1, mu2, sigma2)
     if stdout.getvalue().strip():  # pytorch-fid prints its "singular product" notice
         warnings.warn(f"pytorch-fid: {stdout.getvalue().strip()}", RuntimeWarning, stacklevel=2)

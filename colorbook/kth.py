@@ -506,10 +506,10 @@ class KTHObjective:
         loss_real = _bce(p_real, real_labels)
         loss_fake = _bce(p_fake, torch.zeros_like(p_fake))
         loss = loss_real + loss_fake
-        logs = {"d_loss": loss.item(), "d_loss_real": loss_real.item(), "d_loss_fake": loss_fake.item(),
-                "d_real": p_real.mean().item(), "d_fake": p_fake.mean().item(),
-                "d_real_label": real_labels.mean().item(), "schedule_epoch": self.epoch(state),
-                "aggregation_softmin": float(self.switched(state))}
+        values = torch.stack([loss, loss_real, loss_fake, p_real.mean(), p_fake.mean(), real_labels.mean()])
+        logs = dict(zip(("d_loss", "d_loss_real", "d_loss_fake", "d_real", "d_fake", "d_real_label"),
+                        values.detach().float().tolist()))  # one device sync, not six
+        logs.update(schedule_epoch=self.epoch(state), aggregation_softmin=float(self.switched(state)))
         return loss, logs
 
     def generator_loss(self, D: nn.Module, real: Tensor, fake: Tensor, gray: Tensor, state
@@ -518,6 +518,7 @@ class KTHObjective:
         adversarial = _bce(p_fake, torch.ones_like(p_fake))
         l1 = (fake.float() - real.float()).abs().mean()
         loss = adversarial + self.l1_weight * l1
-        logs = {"g_loss": loss.item(), "g_adv": adversarial.item(), "g_l1": l1.item(),
-                "d_fake_g": p_fake.mean().item(), "aggregation_softmin": float(self.switched(state))}
+        values = torch.stack([loss, adversarial, l1, p_fake.mean()]).detach().float().tolist()
+        logs = dict(zip(("g_loss", "g_adv", "g_l1", "d_fake_g"), values))
+        logs["aggregation_softmin"] = float(self.switched(state))
         return loss, logs

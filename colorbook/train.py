@@ -283,8 +283,8 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
     """
     started = time.time()
     base = get(recipe)
-    resolved_profile = current_profile(profile) if not isinstance(recipe, Recipe) or profile else recipe.profile
-    recipe = base.resolve(resolved_profile) if base.profile == "full" and resolved_profile == "quick" else base
+    # a recipe already resolved to quick stays quick; otherwise the profile switch decides
+    recipe = base if base.profile == "quick" else base.resolve(current_profile(profile))
     overrides = {k: v for k, v in (("iters", iters), ("seed", seed), ("batch_size", batch_size)) if v is not None}
     if overrides:
         import dataclasses

@@ -9,15 +9,21 @@ import torch
 
 os.environ.setdefault("COLORBOOK_PROFILE", "quick")
 os.environ.setdefault("MPLBACKEND", "Agg")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# one thread: tests are many small ops, where a second thread costs more than it gives (and CI runs
+# notebooks beside them)
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
     """Tests must never touch the network: any connection attempt fails loudly."""
-    def refuse(*args, **kwargs):
-        raise RuntimeError("a test tried to open a network connection")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    real_connect = socket.socket.connect
+
+    def refuse_inet(sock, address, *args, **kwargs):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):  # local Unix sockets (multiprocessing) are fine
+            raise RuntimeError(f"a test tried to open a network connection to {address}")
+        return real_connect(sock, address, *args, **kwargs)
+    monkeypatch.setattr(socket.socket, "connect", refuse_inet)
 
 
 class TinyLab(torch.utils.data.Dataset):

@@ -1,0 +1,153 @@
+"""Small helpers that the book's notebooks share: set-up, load-or-train, plotting, recorded results.
+
+Notebooks only orchestrate: every computation lives in the other modules. This module keeps the
+notebooks short and consistent (the UvA "load or train" pattern: a chapter reuses a finished run of
+the same recipe and profile if one exists, else trains it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from colorbook import color
+from colorbook.profile import current_profile, default_device
+from colorbook.provenance import REPO_ROOT
+from colorbook.recipes import Recipe
+
+__all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
+           "read_log", "recorded_result", "describe_provenance", "RESULTS_DIR"]
+
+RESULTS_DIR = REPO_ROOT / "results"
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: str
+    device: torch.device
+
+    @property
+    def quick(self) -> bool:
+        return self.profile == "quick"
+
+
+def setup(seed: int = 0, profile: str | None = None) -> Settings:
+    """Seed everything, pick the profile (``$COLORBOOK_PROFILE``, else full on CUDA / quick on CPU) and
+    device, and print them so the reader sees what this run does."""
+    import random
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    settings = Settings(current_profile(profile), default_device())
+    print(f"colorbook profile: {settings.profile} | device: {settings.device} | torch {torch.__version__}")
+    return settings
+
+
+def run_dir(name: str) -> Path:
+    """Where a notebook's training runs go: ``$COLORBOOK_RUNS/<name>`` (default ``<repo>/runs``, git-ignored)."""
+    root = Path(os.environ.get("COLORBOOK_RUNS", REPO_ROOT / "runs"))
+    return root / name
+
+
+def train_or_load(recipe: "str | Recipe", name: str | None = None, *, profile: str | None = None, progress: bool = True,
+                  **train_kwargs: Any) -> tuple[torch.nn.Module, dict[str, Any], Path]:
+    """Train ``recipe`` (a name or a :class:`~colorbook.recipes.Recipe`, e.g. ``get("H").with_options(...)``;
+    give such variants their own ``name``) into ``run_dir(name)``, or reuse a completed run there with the same recipe,
+    profile and iterations. Returns ``(generator in eval mode, metrics dict, run directory)``."""
+    from colorbook.recipes import get
+    from colorbook.train import load_generator, train
+
+    profile = current_profile(profile)
+    recipe_name = get(recipe).name
+    out = run_dir(name or f"{recipe_name}-{profile}")
+    metrics_path = out / "metrics.json"
+    base = get(recipe)
+    wanted = base if base.profile == "quick" else base.resolve(profile)
+    overrides = {k: train_kwargs[k] for k in ("iters", "seed", "batch_size") if train_kwargs.get(k) is not None}
+    wanted = dataclasses.replace(wanted, **overrides)
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    recipe_path = out / "recipe.json"
+    same_recipe = recipe_path.exists() and json.loads(recipe_path.read_text()) == json.loads(
+        json.dumps(wanted.to_dict(), default=str))
+    reusable = (metrics is not None and metrics.get("status") == "completed" and same_recipe
+                and metrics.get("iterations") == wanted.iters and (out / "checkpoint.pt").exists())
+    if reusable:
+        print(f"reusing the finished run in {out} ({metrics['iterations']} iterations)")
+    else:
+        metrics = train(recipe, out, profile=profile, progress=progress, **train_kwargs)
+    generator, _ = load_generator(out / "checkpoint.pt", default_device())
+    return generator, metrics, out
+
+
+def to_numpy_rgb(images: torch.Tensor, space: str = "rgb") -> np.ndarray:
+    """``(B,3,H,W)`` in ``space`` -> ``(B,H,W,3)`` RGB numpy in [0, 1] for matplotlib."""
+    rgb = color.convert(images.detach().float().cpu(), space, "rgb").clamp(0, 1)
+    return rgb.permute(0, 2, 3, 1).numpy()
+
+
+def show_images(rows: Sequence[torch.Tensor], row_titles: Sequence[str] | None = None, space: str = "rgb",
+                size: float = 1.4, title: str | None = None):
+    """Plot rows of images (each ``(B,3,H,W)`` in ``space``, or ``(B,1,H,W)`` gray) as a grid; returns the figure."""
+    import matplotlib.pyplot as plt
+    n_rows, n_cols = len(rows), max(r.shape[0] for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
+    for r, batch in enumerate(rows):
+        pictures = batch.expand(-1, 3, -1, -1).detach().cpu().clamp(0, 1).permute(0, 2, 3, 1).numpy() \
+            if batch.shape[1] == 1 else to_numpy_rgb(batch, space)
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(pictures):
+                ax.imshow(pictures[c], interpolation="nearest")
+        if row_titles:
+            axes[r, 0].set_title(row_titles[r], loc="left", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def read_log(run: str | Path) -> list[dict[str, float]]:
+    """The per-iteration rows of a run's ``log.jsonl``."""
+    path = Path(run) / "log.jsonl" if Path(run).is_dir() else Path(run)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_losses(run: str | Path, keys: Iterable[str], smooth: int = 5, ax=None, label_prefix: str = ""):
+    """Plot logged quantities against the iteration, smoothed by a running mean of ``smooth``."""
+    import matplotlib.pyplot as plt
+    rows = read_log(run)
+    ax = ax or plt.subplots(figsize=(6, 3))[1]
+    for key in keys:
+        points = [(r["iteration"], r[key]) for r in rows if key in r]
+        if not points:
+            continue
+        x, y = map(np.asarray, zip(*points))
+        if smooth > 1 and len(y) >= smooth:
+            y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+            x = x[smooth - 1:]
+        ax.plot(x, y, label=label_prefix + key)
+    ax.set_xlabel("iteration")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def recorded_result(table: str, config: str) -> dict[str, Any] | None:
+    """The recorded result ``results/<table>/<config>.json`` written by ``python -m colorbook reproduce``,
+    or ``None`` when none is recorded yet."""
+    path = RESULTS_DIR / table / f"{config}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def describe_provenance(record: dict[str, Any]) -> str:
+    """One line saying where a recorded result comes from."""
+    p = record.get("provenance", {})
+    return (f"recorded {p.get('date', '?')} on {p.get('device', '?')}, commit {str(p.get('git_commit', '?'))[:12]}, "
+            f"profile {record.get('profile', '?')}, {record.get('iterations', '?')} iterations, "
+            f"wall time {p.get('wall_time_s', '?')} s; command: {p.get('command', '?')}")
