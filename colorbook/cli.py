@@ -115,4 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(error, TrainingDiverged):
             print(f"error: {error}", file=sys.stderr)
             return 3
+        try:
+            from colorbook.fid import FIDWeightsMissing
+        except ImportError:  # pragma: no cover
+            raise error from None
+        if isinstance(error, FIDWeightsMissing):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         raise

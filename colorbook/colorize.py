@@ -73,7 +73,15 @@ def colorize_array(generator: torch.nn.Module, rgb: np.ndarray, work_size: int =
         if scale < 1 else lab_full
     space = generator.color_space
     small_in = color.convert(small_lab, "lab", space)
-    out = color.convert(generator(color.gray_of(small_in, space)), space, "lab")
+    gray = color.gray_of(small_in, space)
+    # models whose strides need sizes of a multiple (the KTH generators: 32) get a reflect pad, cropped after
+    multiple = getattr(generator, "size_multiple", 1)
+    pad_h, pad_w = (-gray.shape[-2]) % multiple, (-gray.shape[-1]) % multiple
+    if pad_h or pad_w:
+        mode = "reflect" if pad_h < gray.shape[-2] and pad_w < gray.shape[-1] else "replicate"
+        gray = F.pad(gray, (0, pad_w, 0, pad_h), mode=mode)
+    out = generator(gray)[..., :small_size[0], :small_size[1]]
+    out = color.convert(out, space, "lab")
     ab = F.interpolate(out[:, 1:], size=(height, width), mode="bilinear", align_corners=False)
     result = color.lab_norm_to_rgb(torch.cat([lab_full[:, :1], ab], dim=1))
     return result[0].permute(1, 2, 0).cpu().numpy()

@@ -109,8 +109,8 @@ _COMMON_NOTES = (
     "Architectures from the authors' public code (the paper gives kernel sizes only). L1 weight 100 on "
     "[0,1] RGB = the paper's 0.392 on 0..255. One-sided label smoothing U[0.8,1] per sample. PyTorch default "
     "initialisation (the authors set none). Full profile: epochs of 28,000 images (the paper's) drive the "
-    "schedule whatever the data set; quick profile: epochs of the data set in use. The discriminator sees "
-    "only the RGB image, as in the authors' code.")
+    "schedule whatever the data set; quick profile: epochs of the data set in use. Unless "
+    "options.condition_on_gray is set, the discriminator sees only the RGB image, as in the authors' code.")
 
 # Settings of V2 and both PatchGANs (Table 1 rows "ADAM / SGD w/ decay / 4e-4, sched." and the code).
 _V2_OPTIMISERS = {"g_optimizer": "adam", "d_optimizer": "sgd", "d_lr": 4e-4, "betas": (0.5, 0.999),

@@ -138,11 +138,18 @@ def plot_losses(run: str | Path, keys: Iterable[str], smooth: int = 5, ax=None, 
     return ax
 
 
-def recorded_result(table: str, config: str) -> dict[str, Any] | None:
-    """The recorded result ``results/<table>/<config>.json`` written by ``python -m colorbook reproduce``,
-    or ``None`` when none is recorded yet."""
-    path = RESULTS_DIR / table / f"{config}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+def recorded_result(table: str, config: str, profile: str | None = None) -> dict[str, Any] | None:
+    """The recorded result of ``python -m colorbook reproduce`` for one configuration, or ``None`` when
+    none is recorded yet. ``profile``: ``"full"`` (``results/<table>/<config>.json``), ``"quick"``
+    (``results/<table>/quick/<config>.json``) or ``None``: the full-profile record if there is one, else
+    the quick one. The record's ``profile`` key says which it is."""
+    candidates = {"full": [RESULTS_DIR / table / f"{config}.json"],
+                  "quick": [RESULTS_DIR / table / "quick" / f"{config}.json"]}
+    paths = candidates[profile] if profile else candidates["full"] + candidates["quick"]
+    for path in paths:
+        if path.exists():
+            return json.loads(path.read_text())
+    return None
 
 
 def describe_provenance(record: dict[str, Any]) -> str:

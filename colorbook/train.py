@@ -340,7 +340,7 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
     (out_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2, default=str))
     examples = fixed_examples(eval_dataset, num_samples, space, device)
     sample_every = sample_every or max(1, recipe.iters // 5)
-    checkpoint_every = checkpoint_every or max(1, recipe.iters // 10)
+    checkpoint_every = checkpoint_every or max(1, recipe.iters // 4)
     command = command if command is not None else f"colorbook.train.train({recipe.name!r}, profile={recipe.profile!r})"
     run_provenance = provenance(device, command)  # taken at the start: the commit that actually ran
 

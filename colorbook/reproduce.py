@@ -1,0 +1,188 @@
+"""Reproduce a paper table: train and evaluate each configuration, record results with provenance.
+
+``python -m colorbook reproduce --table dtu-mnist --profile quick --configs H,K``
+
+For each configuration it trains the recipe (``runs/<table>/<config>-<profile>``, resumable), evaluates
+the checkpoint (:mod:`colorbook.evaluate`) and writes
+
+- ``results/<table>/<config>.json`` (full profile) or ``results/<table>/quick/<config>.json`` (quick
+  profile; kept apart so that a quick run never overwrites a full-profile record): every metric,
+  iterations, data set and its size, seed, the paper's number, and provenance (command, git commit,
+  device, torch version, date, wall time);
+- a small sample grid PNG beside it, only when the data is the project's own offline default
+  (images from ``--data-root`` such as the development data are never copied into ``results/``);
+- ``results/<table>/[quick/]README.md``: a markdown table of all recorded configurations beside the
+  paper's reported numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from colorbook.provenance import REPO_ROOT, provenance
+
+__all__ = ["reproduce", "results_dir", "write_markdown_table", "add_reproduce_subcommand", "TABLES"]
+
+TABLES = ("dtu-mnist", "dtu-scenes", "kth")
+_COLUMNS = [("hue_accuracy", "hue acc."), ("chroma_ratio", "chroma ratio"),
+            ("classifier_frechet_distance", "classifier FD"), ("psnr_ab", "PSNR a*b* (dB)"),
+            ("ssim_rgb", "SSIM RGB"), ("colourfulness_ratio", "colourfulness ratio"),
+            ("ab_hist_hellinger", "a*b* hist. Hellinger")]
+
+
+def results_dir(table: str, profile: str, root: str | Path | None = None) -> Path:
+    """``<root>/<table>`` for the full profile, ``<root>/<table>/quick`` for the quick one."""
+    base = Path(root) if root is not None else REPO_ROOT / "results"
+    return base / table if profile == "full" else base / table / "quick"
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "" if value is None else str(value)
+
+
+def write_markdown_table(table: str, profile: str, root: str | Path | None = None) -> Path:
+    """(Re)write the markdown summary of every recorded configuration of ``table`` in ``profile``."""
+    folder = results_dir(table, profile, root)
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    metric_keys = [(k, title) for k, title in _COLUMNS if any(k in r["metrics"] for r in records)]
+    has_fid = any(isinstance(r["metrics"].get("fid"), dict) for r in records)
+    header = ["config", "what", *[t for _, t in metric_keys]] + (["FID (ours)"] if has_fid else []) + \
+             ["paper FID", "iterations", "device", "wall time (s)"]
+    lines = [f"# {table}: recorded results ({profile} profile)", "",
+             "Written by `python -m colorbook reproduce`; every number below was measured by the run named in "
+             "its JSON file (command, commit, device, date). The paper's FID is the paper's own number "
+             "(10,000 vs 10,000 images, pytorch-fid), quoted for comparison; our metrics are not FID unless the "
+             "column says so.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in records:
+        m = r["metrics"]
+        row = [r["config"], r["summary"].split(" [")[0], *[_format(m.get(k)) for k, _ in metric_keys]]
+        if has_fid:
+            row.append(_format(m["fid"]["fid"]) if isinstance(m.get("fid"), dict) else "not computed")
+        row += [_format(r.get("paper", {}).get("fid")), str(r["iterations"]), r["provenance"]["device"],
+                _format(r["provenance"].get("wall_time_s"))]
+        lines.append("| " + " | ".join(row) + " |")
+    path = folder / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _fid_available(weights: str | None) -> bool:
+    try:
+        from colorbook.fid import FIDWeightsMissing, find_inception_weights
+    except ImportError:
+        return False
+    try:
+        find_inception_weights(weights)
+        return True
+    except FIDWeightsMissing:
+        return False
+
+
+def reproduce(table: str, profile: str, configs: list[str] | None = None, *, iters: int | None = None,
+              device: str | None = None, data_root: str | None = None, runs_root: str | Path | None = None,
+              results_root: str | Path | None = None, n_eval: int | None = None, fid: str = "auto",
+              fid_weights: str | None = None, command: str | None = None, progress: bool = True) -> list[Path]:
+    """Train + evaluate each configuration of ``table`` and record it; returns the JSON paths written.
+
+    ``fid``: ``"yes"`` (fail at once without weights), ``"no"``, or ``"auto"`` (compute it when the
+    Inception weights are on this machine, else record why it is missing).
+    """
+    import torch
+
+    from colorbook import recipes
+    from colorbook.evaluate import evaluate_checkpoint
+    from colorbook.profile import check_profile, default_device
+    from colorbook.train import sample_grid, fixed_examples, load_generator, train
+    from colorbook.data import make_dataset
+
+    check_profile(profile)
+    rows = recipes.table(table)
+    if configs:
+        wanted = {c.strip().lower() for c in configs if c.strip()}
+        unknown = wanted - {r.name.lower() for r in rows}
+        if unknown:
+            raise ValueError(f"{', '.join(sorted(unknown))} not in table {table}: "
+                             f"choose from {', '.join(r.name for r in rows)}")
+        rows = [r for r in rows if r.name.lower() in wanted]
+    if fid == "yes":
+        from colorbook.fid import find_inception_weights
+        find_inception_weights(fid_weights)
+    compute_fid = fid == "yes" or (fid == "auto" and _fid_available(fid_weights))
+    device = str(default_device(device))
+    command = command or "python -m colorbook reproduce " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    runs = Path(runs_root) if runs_root is not None else REPO_ROOT / "runs"
+    out_folder = results_dir(table, profile, results_root)
+    out_folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for recipe in rows:
+        started = time.time()
+        run = runs / table / f"{recipe.name}-{profile}"
+        train_metrics = train(recipe.name, run, profile=profile, iters=iters, device=device, data_root=data_root,
+                              resume=True, progress=progress, command=command)
+        metrics = evaluate_checkpoint(run / "checkpoint.pt", data_root=data_root, n=n_eval, fid=compute_fid,
+                                      fid_weights=fid_weights, device=device, progress=progress, command=command)
+        if not compute_fid:
+            metrics["fid"] = ("not computed: " + ("disabled (--fid no)" if fid == "no" else
+                              "pytorch-fid Inception weights are not on this machine (see colorbook.fid)"))
+        resolved = recipes.get(recipe.name).resolve(profile)
+        record = {
+            "table": table, "config": recipe.name, "summary": recipe.summary, "profile": profile,
+            "iterations": metrics["iterations"], "batch_size": train_metrics["batch_size"],
+            "image_size": train_metrics["image_size"], "dataset": train_metrics["dataset"],
+            "dataset_size_train": train_metrics["dataset_size"], "dataset_size_eval": metrics["dataset_size"],
+            "n_eval": metrics["n"], "seed": train_metrics["seed"], "options": dict(resolved.options),
+            "paper": dict(recipe.paper), "metrics": {k: v for k, v in metrics.items()
+                                                     if k not in ("training_provenance", "provenance", "checkpoint")},
+            "training": {"seconds_per_iteration": train_metrics["seconds_per_iteration"],
+                         "final_losses_mean_last_50": train_metrics["final_losses_mean_last_50"],
+                         "status": train_metrics["status"]},
+            "provenance": {**provenance(device, command), "wall_time_s": round(time.time() - started, 1),
+                           "training_wall_time_s": train_metrics["provenance"].get("wall_time_s")},
+        }
+        path = out_folder / f"{recipe.name}.json"
+        path.write_text(json.dumps(record, indent=2, default=str))
+        written.append(path)
+        if data_root is None:  # only the project's own offline data may be shown
+            generator, _ = load_generator(run / "checkpoint.pt", device)
+            eval_set = make_dataset(resolved.dataset, "test", image_size=resolved.image_size, profile=profile)
+            sample_grid(generator, fixed_examples(eval_set, 10, generator.color_space, torch.device(device)),
+                        out_folder / f"{recipe.name}.png")
+        write_markdown_table(table, profile, results_root)
+        print(f"{recipe.name}: wrote {path}")
+    return written
+
+
+def _run(args: argparse.Namespace) -> int:
+    from colorbook.profile import current_profile
+    command = "python -m colorbook " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    reproduce(args.table, current_profile(args.profile), args.configs.split(",") if args.configs else None,
+              iters=args.iters, device=args.device, data_root=args.data_root, results_root=args.results,
+              runs_root=args.runs, n_eval=args.n, fid=args.fid, fid_weights=args.fid_weights, command=command)
+    return 0
+
+
+def add_reproduce_subcommand(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("reproduce", help="train + evaluate every configuration of a paper table and "
+                                                "record results/<table>/<config>.json with provenance")
+    p.add_argument("--table", required=True, choices=TABLES)
+    p.add_argument("--profile", choices=["quick", "full"], help="default: $COLORBOOK_PROFILE, else full on CUDA")
+    p.add_argument("--configs", help="comma-separated configurations, e.g. H,K (default: the whole table)")
+    p.add_argument("--iters", type=int, help="override the recipes' iterations")
+    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--data-root", help="data folder (no sample grids are written for data from here)")
+    p.add_argument("--n", type=int, help="evaluate on the first N test images (default: all)")
+    p.add_argument("--fid", choices=["auto", "yes", "no"], default="auto",
+                   help="FID with pytorch-fid's InceptionV3: auto = when its weights are on this machine")
+    p.add_argument("--fid-weights", help="path to the pytorch-fid Inception weights")
+    p.add_argument("--results", help="results folder (default: <repo>/results)")
+    p.add_argument("--runs", help="training runs folder (default: <repo>/runs)")
+    p.set_defaults(func=_run)
+    return p
