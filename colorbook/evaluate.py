@@ -89,6 +89,9 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None, d
     from colorbook.data import dataset_fingerprint, make_dataset
     from colorbook.train import load_checkpoint, load_generator
 
+    if fid:  # before anything else: a missing weight file must fail at once
+        from colorbook.fid import find_inception_weights
+        find_inception_weights(fid_weights)
     generator, recipe = load_generator(checkpoint, device)
     name = dataset or recipe.dataset
     if name != recipe.dataset:

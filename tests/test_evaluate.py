@@ -1,0 +1,85 @@
+"""`evaluate` and `reproduce`: metrics JSON, the FID failure path, recorded results with provenance."""
+import json
+
+import pytest
+import torch
+
+from colorbook import cli
+from colorbook.evaluate import evaluate_generator, generate
+from colorbook.models import UNetColorizer
+from colorbook.reproduce import reproduce, write_markdown_table
+
+
+class Oracle(torch.nn.Module):
+    """A 'generator' that knows the answer for a fixed data set: returns the true image for each gray input."""
+
+    color_space = "lab"
+
+    def __init__(self, images):
+        super().__init__()
+        self.images = images
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, gray):
+        index = [int((self.images[:, :1] - g).abs().flatten(1).sum(1).argmin()) for g in gray]
+        return self.images[index]
+
+
+class Gray(torch.nn.Module):
+    color_space = "lab"
+
+    def forward(self, gray):
+        return torch.cat([gray, torch.full_like(gray, 0.5), torch.full_like(gray, 0.5)], dim=1)
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    from colorbook.data import ColorizedMNIST
+    return ColorizedMNIST("test", limit=60)
+
+
+def test_generate_returns_pairs_in_order(mnist_test):
+    real, fake, labels = generate(Gray(), mnist_test, n=10, batch_size=4, progress=False)
+    assert real.shape == fake.shape == (10, 3, 32, 32)
+    assert torch.equal(labels, mnist_test.as_tensors()[1][:10])
+
+
+def test_metrics_separate_the_truth_from_a_gray_prediction(mnist_test):
+    images, _ = mnist_test.as_tensors()
+    truth = evaluate_generator(Oracle(images), mnist_test, dataset_name="mnist", progress=False)
+    gray = evaluate_generator(Gray(), mnist_test, dataset_name="mnist", progress=False)
+    assert truth["hue_accuracy"] == 1.0 and truth["chroma_ratio"] == pytest.approx(1.0)
+    assert gray["hue_accuracy"] == 0.0 and gray["chroma_ratio"] == pytest.approx(0.0, abs=1e-6)
+    assert truth["classifier_frechet_distance"] < gray["classifier_frechet_distance"]
+    assert "not FID" in truth["classifier_frechet_distance_note"]
+    assert truth["n"] == 60 and "fid" not in truth
+
+
+def test_evaluate_with_fid_fails_at_once_without_weights(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORBOOK_FID_WEIGHTS", str(tmp_path / "absent.pth"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    model = tmp_path / "m.pt"
+    code = cli.main(["evaluate", "--checkpoint", str(model), "--fid", "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    # checked before the (also missing) checkpoint: the message says how to get the weights
+    assert "Inception" in err and "COLORBOOK_FID_WEIGHTS" in err
+
+
+def test_reproduce_records_json_grid_and_table(tmp_path):
+    paths = reproduce("dtu-mnist", "quick", ["K"], iters=2, runs_root=tmp_path / "runs",
+                      results_root=tmp_path / "results", n_eval=40, fid="no", progress=False, command="test")
+    assert [p.name for p in paths] == ["K.json"]
+    record = json.loads(paths[0].read_text())
+    assert record["profile"] == "quick" and record["iterations"] == 2 and record["n_eval"] == 40
+    assert record["dataset"] == "mnist" and record["dataset_size_train"] == 4000
+    assert record["paper"]["fid"] == 17.613
+    assert {"hue_accuracy", "chroma_ratio", "classifier_frechet_distance", "psnr_rgb"} <= set(record["metrics"])
+    assert record["metrics"]["fid"].startswith("not computed")
+    assert {"command", "git_commit", "device", "torch", "date", "wall_time_s"} <= set(record["provenance"])
+    folder = tmp_path / "results" / "dtu-mnist" / "quick"
+    assert (folder / "K.png").exists()
+    table = (folder / "README.md").read_text()
+    assert "| K |" in table and "17.613" in table
+    with pytest.raises(ValueError, match="not in table"):
+        reproduce("dtu-mnist", "quick", ["L"], runs_root=tmp_path, results_root=tmp_path)
