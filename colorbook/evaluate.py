@@ -25,7 +25,7 @@ __all__ = ["generate", "evaluate_checkpoint", "evaluate_generator", "add_evaluat
 @torch.no_grad()
 def generate(generator: torch.nn.Module, dataset, n: int | None = None, batch_size: int = 64,
              device: str | torch.device = "cpu", progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run ``generator`` over the first ``n`` items of ``dataset`` (all when ``None``).
+    """Run ``generator`` over ``n`` items spread evenly over ``dataset`` (all when ``None``).
 
     Returns ``(real, fake, labels)``: real and fake ``(N, 3, H, W)`` in the generator's colour space
     (on the CPU), labels ``(N,)``.
@@ -36,7 +36,8 @@ def generate(generator: torch.nn.Module, dataset, n: int | None = None, batch_si
         raise ValueError("the evaluation data set is empty")
     generator.eval()
     space = generator.color_space
-    subset = torch.utils.data.Subset(dataset, range(n))
+    from colorbook.train import spread_indices
+    subset = torch.utils.data.Subset(dataset, spread_indices(len(dataset), n))  # test sets may be sorted by class
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False)
     reals, fakes, labels = [], [], []
     for images, batch_labels in tqdm(loader, desc="generate", disable=not progress, leave=False):
@@ -133,7 +134,7 @@ def add_evaluate_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `train` (or its directory)")
     p.add_argument("--dataset", help="mnist, scenes or cartoons (default: the recipe's)")
     p.add_argument("--data-root", help="MNIST IDX folder, image folder, Places365 root or cartoon folder")
-    p.add_argument("--n", type=int, help="evaluate on the first N test images (default: all)")
+    p.add_argument("--n", type=int, help="evaluate on N test images spread evenly over the test set (default: all)")
     p.add_argument("--fid", action="store_true", help="also compute FID with pytorch-fid's InceptionV3 "
                                                       "(needs its weights on this machine; see colorbook.fid)")
     p.add_argument("--fid-weights", help="path to pt_inception-2015-12-05-6726825d.pth "

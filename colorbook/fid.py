@@ -313,6 +313,11 @@ def _rebatch(source: Iterable, batch_size: int) -> Iterable[Tensor]:
             raise TypeError(f"The image iterable yielded a {type(item).__name__}, not a tensor.")
         if item.dim() == 3:
             item = item.unsqueeze(0)
+        if item.dim() != 4:
+            raise ValueError(
+                f"The image iterable yielded a tensor of shape {tuple(item.shape)}; expected images (B, 3, H, W) "
+                "or (3, H, W), or (images, labels) pairs."
+            )
         pending.append(item)
         pending_count += item.shape[0]
         while pending_count >= batch_size:
@@ -372,8 +377,6 @@ def inception_features(
     seen = 0
     with tqdm(total=total if total is not None else limit, desc=desc, unit="img", disable=not progress) as bar:
         for batch in batches:
-            if limit is not None and seen >= limit:
-                break
             if limit is not None:
                 batch = batch[: limit - seen]
             batch = batch.to(device, torch.float32)
@@ -385,6 +388,8 @@ def inception_features(
             features.append(model(batch).float().cpu().numpy())
             seen += batch.shape[0]
             bar.update(batch.shape[0])
+            if limit is not None and seen >= limit:
+                break  # before pulling another batch from a (possibly costly) generator
     if not features:
         raise ValueError("No images were given to inception_features (empty tensor or iterable).")
     return np.concatenate(features)

@@ -161,10 +161,18 @@ class BatchStream:
             yield images.to(self.device, non_blocking=True), torch.as_tensor(labels).to(self.device)
 
 
+def spread_indices(length: int, count: int) -> list[int]:
+    """``count`` indices spread evenly over ``range(length)`` (all of them when ``count >= length``)."""
+    if count >= length:
+        return list(range(length))
+    return torch.linspace(0, length - 1, count).round().long().tolist()
+
+
 def fixed_examples(dataset, count: int, space: str, device: torch.device) -> torch.Tensor:
-    """The first ``count`` images of ``dataset`` (evaluation view), converted to ``space``: ``(count,3,H,W)``."""
+    """``count`` images spread evenly over ``dataset`` (evaluation view; data sets may be sorted by class),
+    converted to ``space``: ``(count,3,H,W)``."""
     count = min(count, len(dataset))
-    images = torch.stack([dataset[i][0] for i in range(count)]).to(device)
+    images = torch.stack([dataset[i][0] for i in spread_indices(len(dataset), count)]).to(device)
     return color.convert(images, dataset.color_space, space)
 
 
