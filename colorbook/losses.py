@@ -168,11 +168,12 @@ class DTUObjective:
 
     Discriminator step (``fake`` detached):
 
-    1. instance smoothing with :math:`\\beta` decayed linearly 0.5 -> 0 over ``noise_iters``
-       (if ``smoothing``), else :math:`\\hat x_F = G(y)`, :math:`\\hat x_R = x`;
+    1. instance smoothing with :math:`\\beta` decayed linearly 0.5 -> 0 over ``smoothing_iters``
+       (default: ``noise_iters``) (if ``smoothing``), else :math:`\\hat x_F = G(y)`, :math:`\\hat x_R = x`;
     2. instance noise with the critical std decayed to 0 over ``noise_iters`` on both inputs;
-    3. ``critic_adversarial_loss``; plus ``gradient_penalty`` at :math:`\\hat x_F` (if ``gp``;
-       when smoothing is off, at WGAN-GP's uniform interpolates between x and G(y)); plus ``r1_penalty``
+    3. ``critic_adversarial_loss``; plus ``gradient_penalty`` at :math:`\\hat x_F` (if ``gp``; this
+       is G(y) itself once beta has decayed to 0, as the paper notes; when smoothing is off, at WGAN-GP's
+       uniform interpolates between x and G(y)); plus ``r1_penalty``
        on the clean real images (if ``r1_gamma > 0``).
 
     Generator step: ``generator_adversarial_loss`` at the smoothed, noised :math:`\\hat x_F` (if
@@ -187,6 +188,7 @@ class DTUObjective:
     smoothing: bool = True
     smoothing_beta: float = 0.5
     noise_iters: int = 500
+    smoothing_iters: int | None = None  # None: decay beta over noise_iters, the paper's (implied) schedule
     recon: str = "huber"
     recon_weight: float = 100.0
     huber_delta: float = 1.0
@@ -196,7 +198,8 @@ class DTUObjective:
         return self.adversarial
 
     def _beta(self, iteration: int) -> float:
-        return linear_decay(iteration, self.noise_iters, self.smoothing_beta) if self.smoothing else 0.0
+        iters = self.noise_iters if self.smoothing_iters is None else self.smoothing_iters
+        return linear_decay(iteration, iters, self.smoothing_beta) if self.smoothing else 0.0
 
     def _critic_inputs(self, real: Tensor, fake: Tensor, state) -> tuple[Tensor, Tensor, float, float]:
         beta = self._beta(state.iteration)
@@ -215,7 +218,7 @@ class DTUObjective:
         logs = {"d_adv": loss.item(), "d_real_logit": real_logits.mean().item(),
                 "d_fake_logit": fake_logits.mean().item(), "beta": beta, "noise_std": std}
         if self.gp:
-            if beta > 0:
+            if self.smoothing:  # the paper's x_F; as beta decays to 0 it becomes G(y): the penalty moves onto fakes
                 points, _, _ = instance_smoothing(real, fake, beta, state.generator)
             else:
                 eps = torch.rand((real.shape[0], 1, 1, 1), generator=state.generator, device=real.device)

@@ -39,9 +39,14 @@ def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-def _double_conv(in_ch: int, out_ch: int, dropout: float = 0.0) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
-                               nn.Conv2d(out_ch, out_ch, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+def _double_conv(in_ch: int, out_ch: int, dropout: float = 0.0, norm: bool = True) -> nn.Sequential:
+    # BatchNorm inside the blocks (as pix2pix's UNet): with N(0, 0.02) weights and no normalisation the
+    # signal shrinks ~2x per conv, and the bottleneck's gradients fell below Adam's epsilon (~1e-11), so
+    # the network barely learned at the paper's learning rate
+    def conv(a: int, b: int) -> list[nn.Module]:
+        return [nn.Conv2d(a, b, 3, padding=1, bias=not norm), *([nn.BatchNorm2d(b)] if norm else []),
+                nn.LeakyReLU(0.2, inplace=True)]
+    layers: list[nn.Module] = [*conv(in_ch, out_ch), *conv(out_ch, out_ch)]
     if dropout > 0:
         layers.append(nn.Dropout2d(dropout))
     return nn.Sequential(*layers)
@@ -52,7 +57,9 @@ class UNetColorizer(nn.Module):
 
     Architecture, for ``depth = n`` (2 for MNIST, 7 for 128x128 scenes):
 
-    - encoder: ``n`` blocks (two 3x3 convs with LeakyReLU 0.2), each followed by a 2x2 max-pool;
+    - encoder: ``n`` blocks (two 3x3 convs, each with BatchNorm and LeakyReLU 0.2), each followed by a
+      2x2 max-pool (the paper does not say what is inside a block; without normalisation the DCGAN
+      initialisation it prescribes makes the signal vanish with depth, so we normalise as pix2pix does);
       channels ``base, 2 base, 4 base, ...`` capped at ``max_channels``;
     - bottleneck: one more block at ``H / 2**n``;
     - decoder: ``n`` blocks, each: bilinear 2x upsampling, concatenation with the matching encoder
@@ -72,7 +79,7 @@ class UNetColorizer(nn.Module):
     color_space = "lab"
 
     def __init__(self, depth: int = 2, base_channels: int = 64, max_channels: int = 512,
-                 dropout: float = 0.0, init_std: float = 0.02) -> None:
+                 dropout: float = 0.0, init_std: float = 0.02, block_norm: bool = True) -> None:
         super().__init__()
         if not 1 <= depth <= 8:
             raise ValueError(f"UNet depth must be between 1 and 8 blocks, got {depth} (the paper uses 2 and 7)")
@@ -82,16 +89,16 @@ class UNetColorizer(nn.Module):
         self.encoders = nn.ModuleList()
         in_ch = 1
         for ch in channels[:-1]:
-            self.encoders.append(_double_conv(in_ch, ch))
+            self.encoders.append(_double_conv(in_ch, ch, norm=block_norm))
             in_ch = ch
-        self.bottleneck = _double_conv(channels[-2], channels[-1])
+        self.bottleneck = _double_conv(channels[-2], channels[-1], norm=block_norm)
         self.skip_norms = nn.ModuleList(nn.InstanceNorm2d(ch, affine=True) for ch in channels[:-1])
         self.decoders = nn.ModuleList()
         up_ch = channels[-1]
         for level in reversed(range(depth)):
             block_index = depth - 1 - level  # 0 for the first (coarsest) decoder block
             drop = dropout if block_index < 3 else 0.0
-            self.decoders.append(_double_conv(up_ch + channels[level], channels[level], drop))
+            self.decoders.append(_double_conv(up_ch + channels[level], channels[level], drop, norm=block_norm))
             up_ch = channels[level]
         self.head = nn.Conv2d(channels[0], 2, 1)
         init_normal(self, init_std)

@@ -153,10 +153,12 @@ def build_dtu(recipe: Recipe, device: torch.device, steps_per_epoch: int):
 
     o = recipe.options
     generator = UNetColorizer(depth=o["depth"], base_channels=o.get("base_channels", 64),
-                              dropout=0.5 if o.get("dropout") else 0.0).to(device)
+                              dropout=0.5 if o.get("dropout") else 0.0,
+                              block_norm=o.get("block_norm", True)).to(device)
     objective = DTUObjective(adversarial=o.get("adversarial", True), gp=o.get("gp", False),
                              gp_weight=o.get("gp_weight", 10.0), r1_gamma=o.get("r1_gamma", 0.0),
                              smoothing=o.get("smoothing", False), noise_iters=o.get("noise_iters", 0),
+                             smoothing_iters=o.get("smoothing_iters"),
                              recon=o.get("recon", "huber"), recon_weight=o.get("recon_weight", 100.0),
                              huber_delta=o.get("huber_delta", 1.0))
     betas = tuple(o.get("betas", (0.5, 0.999)))

@@ -132,3 +132,30 @@ def test_reconstruction_only_objective_has_no_discriminator():
     real, fake = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4)
     loss, logs = objective.generator_loss(None, real, fake, real[:, :1], None)
     assert set(logs) == {"recon", "g_loss"}
+
+
+def test_gradient_penalty_moves_onto_fakes_when_beta_has_decayed():
+    """With smoothing on, the paper's GP point x_F becomes G(y) itself once beta reaches 0."""
+    seen = []
+
+    class Recorder(LinearCritic):
+        def forward(self, x, gray=None):
+            seen.append(x.detach().clone())
+            return super().forward(x, gray)
+
+    critic = Recorder(torch.full((3, 2, 2), 0.5))
+    real, fake = torch.ones(4, 3, 2, 2), torch.zeros(4, 3, 2, 2)
+
+    class State:
+        iteration, generator = 100, torch.Generator().manual_seed(0)
+    L.DTUObjective(gp=True, smoothing=True, noise_iters=50).discriminator_loss(critic, real, fake, real[:, :1], State)
+    assert torch.equal(seen[-1], fake)      # the GP pass saw exactly the fakes
+    seen.clear()
+    L.DTUObjective(gp=True, smoothing=False, noise_iters=50).discriminator_loss(critic, real, fake, real[:, :1], State)
+    assert 0 < seen[-1].mean() < 1          # WGAN-GP's uniform interpolates between 0 and 1
+
+
+def test_smoothing_can_have_its_own_schedule():
+    objective = L.DTUObjective(smoothing=True, noise_iters=0, smoothing_iters=100)
+    assert objective._beta(50) == pytest.approx(0.25)
+    assert L.DTUObjective(smoothing=True, noise_iters=100)._beta(50) == pytest.approx(0.25)
