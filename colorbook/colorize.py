@@ -1,6 +1,6 @@
 """Colorize image files of any size and mode with a trained checkpoint.
 
-Introduced in chapter 14 of the book. The generator runs on a downscaled copy (longer side
+Introduced in chapter 13 of the book (book/13-colorize-your-photos). The generator runs on a downscaled copy (longer side
 ``work_size``); its colour (a*b*) is upsampled bilinearly to the original size and recombined with
 the *original, full-resolution* L channel, so no detail of the input is lost: only the colour
 channels are at the model's resolution (colour is smooth; the eye reads detail from L).

@@ -1,6 +1,6 @@
 """Evaluate any checkpoint on the matching data set: ``python -m colorbook evaluate``.
 
-Introduced in chapter 9 of the book. For colorized MNIST it reports hue accuracy (overall and per
+Introduced in chapter 9 of the book (book/09-evaluation). For colorized MNIST it reports hue accuracy (overall and per
 digit), chroma ratio and the digit-classifier Fréchet distance (not FID); for every data set PSNR and
 SSIM (RGB and a*b*), colourfulness ratio and the a*b* histogram distance; FID (pytorch-fid's
 InceptionV3) when asked for and when its weights are on this machine.

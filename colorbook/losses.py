@@ -1,7 +1,8 @@
 r"""Every loss term of the DTU paper (section 3.3), each a small function, and the objective that
 combines them for the trainer.
 
-Introduced in chapters 5-9 of the book. Notation: ``D`` is the critic, returning logits ``(B,)``;
+Introduced in chapters 4-8 of the book (book/04-reconstruction to 08-instance-smoothing).
+Notation: ``D`` is the critic, returning logits ``(B,)``;
 ``x`` real images and ``G(y)`` generated images ``(B, 3, H, W)`` in normalised L*a*b* ``[0, 1]``;
 ``y`` the gray input ``(B, 1, H, W)``; ``f`` the adversarial function (softplus in the paper).
 

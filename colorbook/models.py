@@ -1,6 +1,6 @@
 """The DTU models: a UNet colorizer with instance-normalised skips and a ResNet critic.
 
-Introduced in chapter 4 (UNet) and chapter 6 (critic) of the book.
+Introduced in chapter 3 (UNet, book/03-unet) and chapter 5 (critic, book/05-critic) of the book.
 
 Both work on CIELAB normalised to ``[0, 1]`` (see :mod:`colorbook.color`):
 the UNet reads the L channel ``(B, 1, H, W)`` and predicts a*b* ``(B, 2, H, W)``,

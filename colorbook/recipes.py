@@ -153,6 +153,7 @@ def build_dtu(recipe: Recipe, device: torch.device, steps_per_epoch: int):
 
     o = recipe.options
     generator = UNetColorizer(depth=o["depth"], base_channels=o.get("base_channels", 64),
+                              max_channels=o.get("max_channels", 512),
                               dropout=0.5 if o.get("dropout") else 0.0,
                               block_norm=o.get("block_norm", True)).to(device)
     objective = DTUObjective(adversarial=o.get("adversarial", True), gp=o.get("gp", False),
@@ -218,7 +219,7 @@ def _dtu_recipe(name: str, row: tuple, scenes: bool) -> Recipe:
             f"{', ' + ', '.join(switches) if switches else ''}{', InN %d' % noise_iters if noise_iters else ''}]")
     if scenes:
         quick = {"iters": 60, "image_size": 64, "batch_size": 8, "options.critic": "resnet10",
-                 "options.base_channels": 16, "options.depth": min(options["depth"], 6),
+                 "options.base_channels": 16, "options.max_channels": 128, "options.depth": min(options["depth"], 6),
                  "options.noise_iters": max(1, round(noise_iters * 60 / 1000)) if noise_iters else 0}
     else:
         quick = {"iters": 120, "batch_size": 16, "options.critic": "resnet10", "options.base_channels": 16,

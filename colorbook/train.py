@@ -1,6 +1,6 @@
 """The one trainer that every recipe uses (DTU and KTH alike).
 
-Introduced in chapter 5 of the book. Step order of one iteration:
+Introduced in chapters 4-5 of the book (book/04-reconstruction, 05-critic). Step order of one iteration:
 
 1. take a batch (a per-iteration deterministic sample, so a resumed run sees the same batches);
 2. convert it to the generator's colour space; ``gray = gray_of(real)``;
