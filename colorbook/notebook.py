@@ -6,7 +6,6 @@ the same recipe and profile if one exists, else trains it).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -61,16 +60,13 @@ def train_or_load(recipe: "str | Recipe", name: str | None = None, *, profile: s
     give such variants their own ``name``) into ``run_dir(name)``, or reuse a completed run there with the same recipe,
     profile and iterations. Returns ``(generator in eval mode, metrics dict, run directory)``."""
     from colorbook.recipes import get
-    from colorbook.train import load_generator, train
+    from colorbook.train import load_generator, resolve_recipe, train
 
     profile = current_profile(profile)
     recipe_name = get(recipe).name
     out = run_dir(name or f"{recipe_name}-{profile}")
     metrics_path = out / "metrics.json"
-    base = get(recipe)
-    wanted = base if base.profile == "quick" else base.resolve(profile)
-    overrides = {k: train_kwargs[k] for k in ("iters", "seed", "batch_size") if train_kwargs.get(k) is not None}
-    wanted = dataclasses.replace(wanted, **overrides)
+    wanted = resolve_recipe(recipe, profile, **{k: train_kwargs.get(k) for k in ("iters", "seed", "batch_size")})
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
     recipe_path = out / "recipe.json"
     same_recipe = recipe_path.exists() and json.loads(recipe_path.read_text()) == json.loads(

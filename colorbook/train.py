@@ -39,7 +39,7 @@ from colorbook.provenance import provenance
 from colorbook.recipes import Recipe, get, get_family
 
 __all__ = ["TrainState", "Components", "TrainingDiverged", "train", "load_checkpoint", "load_generator",
-           "BatchStream", "sample_grid", "CHECKPOINT_NAME"]
+           "BatchStream", "sample_grid", "CHECKPOINT_NAME", "resolve_recipe"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -277,6 +277,17 @@ def _mean_recent(rows: list[dict[str, float]], key: str, last: int = 50) -> floa
     return float(np.mean(values)) if values else None
 
 
+def resolve_recipe(recipe: str | Recipe, profile: str | None = None, *, iters: int | None = None,
+                   seed: int | None = None, batch_size: int | None = None) -> Recipe:
+    """The recipe a run actually uses: resolved to the profile in force (a recipe already resolved to
+    ``quick`` stays quick), with ``iters``, ``seed`` and ``batch_size`` overridden when given."""
+    import dataclasses
+    base = get(recipe)
+    resolved = base if base.profile == "quick" else base.resolve(current_profile(profile))
+    overrides = {k: v for k, v in (("iters", iters), ("seed", seed), ("batch_size", batch_size)) if v is not None}
+    return dataclasses.replace(resolved, **overrides) if overrides else resolved
+
+
 def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = None, iters: int | None = None,
           device: str | torch.device | None = None, data_root: str | Path | None = None, resume: bool = False,
           seed: int | None = None, batch_size: int | None = None, sample_every: int | None = None,
@@ -290,13 +301,7 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
     ``samples/iter_XXXXXX.png`` and ``metrics.json``.
     """
     started = time.time()
-    base = get(recipe)
-    # a recipe already resolved to quick stays quick; otherwise the profile switch decides
-    recipe = base if base.profile == "quick" else base.resolve(current_profile(profile))
-    overrides = {k: v for k, v in (("iters", iters), ("seed", seed), ("batch_size", batch_size)) if v is not None}
-    if overrides:
-        import dataclasses
-        recipe = dataclasses.replace(recipe, **overrides)
+    recipe = resolve_recipe(recipe, profile, iters=iters, seed=seed, batch_size=batch_size)
     if recipe.iters < 1:
         raise ValueError(f"iters must be at least 1, got {recipe.iters}")
     device = default_device(str(device) if device is not None else None)
