@@ -21,7 +21,7 @@ from colorbook.provenance import REPO_ROOT
 from colorbook.recipes import Recipe
 
 __all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
-           "read_log", "recorded_result", "describe_provenance", "RESULTS_DIR"]
+           "read_log", "recorded_result", "recorded_table", "describe_provenance", "RESULTS_DIR", "RECORDED_METRICS"]
 
 RESULTS_DIR = REPO_ROOT / "results"
 
@@ -151,6 +151,54 @@ def recorded_result(table: str, config: str, profile: str | None = None) -> dict
 def describe_provenance(record: dict[str, Any]) -> str:
     """One line saying where a recorded result comes from."""
     p = record.get("provenance", {})
-    return (f"recorded {p.get('date', '?')} on {p.get('device', '?')}, commit {str(p.get('git_commit', '?'))[:12]}, "
+    line = (f"recorded {p.get('date', '?')} on {p.get('device', '?')}, commit {str(p.get('git_commit', '?'))[:12]}, "
             f"profile {record.get('profile', '?')}, {record.get('iterations', '?')} iterations, "
             f"wall time {p.get('wall_time_s', '?')} s; command: {p.get('command', '?')}")
+    training = record.get("training", {})
+    trained_by = training.get("provenance")
+    if trained_by and trained_by.get("command") != p.get("command"):  # checkpoint trained by an earlier command
+        per_iteration = training.get("seconds_per_iteration")
+        line += (f"; trained by: {trained_by.get('command', '?')} (commit {str(trained_by.get('git_commit', '?'))[:12]}, "
+                 f"{trained_by.get('device', '?')}, {trained_by.get('date', '?')}, training wall time "
+                 f"{trained_by.get('wall_time_s', '?')} s"
+                 + (f", {per_iteration:.2f} s/iteration)" if isinstance(per_iteration, (int, float)) else ")"))
+    return line
+
+
+# The metrics a chapter shows for a recorded run (all of them are in its JSON file); arrows say which way is better.
+RECORDED_METRICS = {"hue_accuracy": "hue acc. ↑", "chroma_ratio": "chroma ratio (1 = true)",
+                    "classifier_frechet_distance": "classifier FD ↓ (not FID)", "psnr_ab": "PSNR a*b* (dB) ↑",
+                    "ssim_rgb": "SSIM RGB ↑", "colourfulness_ratio": "colourfulness ratio (1 = true)"}
+
+
+def recorded_table(table: str, configs: Sequence[str], profile: str | None = "full"):
+    """The recorded results of ``configs`` as a small table (one row per configuration that has a record:
+    profile, iterations, training digits/images, the main metrics, training s/iteration and the paper's FID),
+    after printing one provenance line per record and naming the configurations that have none.
+
+    Returns a ``pandas.DataFrame`` (empty when nothing is recorded), so a notebook cell can end with it.
+    Nothing is ever filled in: a configuration without a record is reported missing.
+    """
+    import pandas as pd
+
+    from colorbook.recipes import get
+
+    rows, missing = {}, []
+    for config in configs:
+        record = recorded_result(table, config, profile=profile)
+        if record is None:
+            missing.append(config)
+            continue
+        print(f"{config}: {describe_provenance(record)}")
+        metrics = record.get("metrics", {})
+        rows[config] = {"profile": record.get("profile"), "iterations": record.get("iterations"),
+                        "training images": record.get("dataset_size_train"),
+                        **{title: metrics[key] for key, title in RECORDED_METRICS.items()
+                           if isinstance(metrics.get(key), (int, float))},
+                        "s/iteration (training)": record.get("training", {}).get("seconds_per_iteration"),
+                        "paper FID": record.get("paper", {}).get("fid")}
+    if missing:
+        where = f"results/{table}/" + ("quick/" if profile == "quick" else "")
+        print(f"No {profile + '-profile ' if profile else ''}result recorded yet in {where} for "
+              + ", ".join(f"{c} (the paper reports FID {get(c).paper.get('fid')})" for c in missing) + ".")
+    return pd.DataFrame.from_dict(rows, orient="index").round(3)

@@ -143,7 +143,10 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
                                                      if k not in ("training_provenance", "provenance", "checkpoint")},
             "training": {"seconds_per_iteration": train_metrics["seconds_per_iteration"],
                          "final_losses_mean_last_50": train_metrics["final_losses_mean_last_50"],
-                         "status": train_metrics["status"]},
+                         "status": train_metrics["status"],
+                         # the run that trained the checkpoint: an earlier `train` command when resumed
+                         "iterations_this_run": train_metrics.get("iterations_this_run"),
+                         "provenance": train_metrics["provenance"]},
             "provenance": {**provenance(device, command), "wall_time_s": round(time.time() - started, 1),
                            "training_wall_time_s": train_metrics["provenance"].get("wall_time_s")},
         }

@@ -339,6 +339,13 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
         if start >= recipe.iters:
             print(f"{ckpt_path} is already at iteration {start} of {recipe.iters}: nothing to do "
                   "(pass a larger --iters to train further)")
+            # Keep the finished run's own record (its wall time and s/iteration): rewriting it here
+            # would replace the training time with the time of this no-op call.
+            previous = out_dir / "metrics.json"
+            if previous.exists():
+                recorded = json.loads(previous.read_text())
+                if recorded.get("status") == "completed" and recorded.get("iterations") == start:
+                    return recorded
     elif resume:
         print(f"--resume: no checkpoint in {out_dir} yet, starting from iteration 0")
 

@@ -105,3 +105,32 @@ def test_reproduce_records_json_grid_and_table(tmp_path):
     assert "| K |" in table and "17.613" in table
     with pytest.raises(ValueError, match="not in table"):
         reproduce("dtu-mnist", "quick", ["L"], runs_root=tmp_path, results_root=tmp_path)
+
+
+def test_reproduce_of_an_earlier_training_run_keeps_its_timing_and_command(tmp_path, monkeypatch, capsys):
+    from colorbook.notebook import describe_provenance
+    from colorbook.train import train
+    runs = tmp_path / "runs"
+    trained = train("K", runs / "dtu-mnist" / "K-quick", profile="quick", iters=2, progress=False,
+                    command="python -m colorbook train --recipe K (earlier)")
+    [path] = reproduce("dtu-mnist", "quick", ["K"], iters=2, runs_root=runs, results_root=tmp_path / "results",
+                       n_eval=40, fid="no", progress=False, command="reproduce (later)")
+    record = json.loads(path.read_text())
+    assert record["training"]["provenance"]["command"] == "python -m colorbook train --recipe K (earlier)"
+    assert record["training"]["seconds_per_iteration"] == trained["seconds_per_iteration"] > 0
+    assert record["provenance"]["training_wall_time_s"] == trained["provenance"]["wall_time_s"]
+    line = describe_provenance(record)
+    assert "command: reproduce (later)" in line and "trained by: python -m colorbook train --recipe K (earlier)" in line
+
+    # what a chapter shows from it: one row per recorded configuration, the missing ones named
+    import colorbook.notebook as notebook
+    from colorbook.notebook import recorded_table
+    monkeypatch.setattr(notebook, "RESULTS_DIR", tmp_path / "results")
+    capsys.readouterr()
+    shown = recorded_table("dtu-mnist", ["K", "H"], profile="quick")
+    printed = capsys.readouterr().out
+    assert list(shown.index) == ["K"]
+    assert shown.loc["K", "hue acc. ↑"] == round(record["metrics"]["hue_accuracy"], 3)
+    assert shown.loc["K", "paper FID"] == 17.613 and shown.loc["K", "iterations"] == 2
+    assert "trained by: python -m colorbook train --recipe K (earlier)" in printed
+    assert "No quick-profile result recorded yet in results/dtu-mnist/quick/ for H (the paper reports FID 10.228)" in printed

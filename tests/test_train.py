@@ -54,6 +54,17 @@ def test_resume_continues_exactly(tmp_path, request, dataset_fixture):
     assert log_straight == log_split
 
 
+def test_resuming_a_finished_run_keeps_its_record(tmp_path, tiny_lab):
+    kwargs = dict(dataset=tiny_lab(16), eval_dataset=tiny_lab(4, seed=1), progress=False, iters=3)
+    first = train(tiny_recipe(), tmp_path, **kwargs)
+    files = {name: (tmp_path / name).read_bytes() for name in ("metrics.json", "log.jsonl", "checkpoint.pt")}
+    again = train(tiny_recipe(), tmp_path, resume=True, **kwargs)
+    assert again == json.loads(json.dumps(first, default=str))
+    assert again["iterations_this_run"] == 3 and again["seconds_per_iteration"] > 0
+    for name, content in files.items():
+        assert (tmp_path / name).read_bytes() == content, f"{name} was rewritten by a no-op resume"
+
+
 def test_a_different_seed_gives_different_weights(tmp_path, tiny_lab):
     kwargs = dict(dataset=tiny_lab(16), eval_dataset=tiny_lab(4), progress=False, iters=2)
     train(tiny_recipe(), tmp_path / "a", seed=0, **kwargs)
