@@ -17,7 +17,7 @@ import torch
 
 from colorbook import color
 from colorbook.profile import current_profile, default_device
-from colorbook.provenance import REPO_ROOT
+from colorbook.provenance import REPO_ROOT, short_commit
 from colorbook.recipes import Recipe
 
 __all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
@@ -151,14 +151,14 @@ def recorded_result(table: str, config: str, profile: str | None = None) -> dict
 def describe_provenance(record: dict[str, Any]) -> str:
     """One line saying where a recorded result comes from."""
     p = record.get("provenance", {})
-    line = (f"recorded {p.get('date', '?')} on {p.get('device', '?')}, commit {str(p.get('git_commit', '?'))[:12]}, "
+    line = (f"recorded {p.get('date', '?')} on {p.get('device', '?')}, commit {short_commit(p.get('git_commit', '?'))}, "
             f"profile {record.get('profile', '?')}, {record.get('iterations', '?')} iterations, "
             f"wall time {p.get('wall_time_s', '?')} s; command: {p.get('command', '?')}")
     training = record.get("training", {})
     trained_by = training.get("provenance")
     if trained_by and trained_by.get("command") != p.get("command"):  # checkpoint trained by an earlier command
         per_iteration = training.get("seconds_per_iteration")
-        line += (f"; trained by: {trained_by.get('command', '?')} (commit {str(trained_by.get('git_commit', '?'))[:12]}, "
+        line += (f"; trained by: {trained_by.get('command', '?')} (commit {short_commit(trained_by.get('git_commit', '?'))}, "
                  f"{trained_by.get('device', '?')}, {trained_by.get('date', '?')}, training wall time "
                  f"{trained_by.get('wall_time_s', '?')} s"
                  + (f", {per_iteration:.2f} s/iteration)" if isinstance(per_iteration, (int, float)) else ")"))

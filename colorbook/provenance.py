@@ -26,6 +26,12 @@ def git_commit(repo: Path = REPO_ROOT) -> str:
         return "unknown"
 
 
+def short_commit(commit: Any) -> str:
+    """``git_commit()``'s value shortened for a line of text, keeping its ``+dirty`` mark: ``abc123def456+dirty``."""
+    text = str(commit)
+    return text[:12] + ("+dirty" if text.endswith("+dirty") else "")
+
+
 def device_name(device: torch.device | str | None = None) -> str:
     """A human-readable device name: the GPU's name, or the CPU with its core count."""
     device = torch.device(device) if device is not None else torch.device("cpu")

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from colorbook.provenance import REPO_ROOT, provenance
+from colorbook.provenance import REPO_ROOT, provenance, short_commit
 
 __all__ = ["reproduce", "results_dir", "write_markdown_table", "add_reproduce_subcommand", "TABLES"]
 
@@ -54,7 +54,7 @@ def write_markdown_table(table: str, profile: str, root: str | Path | None = Non
     metric_keys = [(k, title) for k, title in _COLUMNS if any(k in r["metrics"] for r in records)]
     has_fid = any(isinstance(r["metrics"].get("fid"), dict) for r in records)
     header = ["config", "what", *[t for _, t in metric_keys]] + (["FID (ours)"] if has_fid else []) + \
-             ["paper FID", "iterations", "device", "wall time (s)"]
+             ["paper FID", "iterations", "device", "training s/iteration", "training wall time (s)"]
     lines = [f"# {table}: recorded results ({profile} profile)", "",
              "Written by `python -m colorbook reproduce`; every number below was measured by the run named in "
              "its JSON file (command, commit, device, date). The paper's FID is the paper's own number "
@@ -67,8 +67,15 @@ def write_markdown_table(table: str, profile: str, root: str | Path | None = Non
         if has_fid:
             row.append(_format(m["fid"]["fid"]) if isinstance(m.get("fid"), dict) else "not computed")
         row += [_format(r.get("paper", {}).get("fid")), str(r["iterations"]), r["provenance"]["device"],
-                _format(r["provenance"].get("wall_time_s"))]
+                _format(r.get("training", {}).get("seconds_per_iteration")),
+                _format(r["provenance"].get("training_wall_time_s"))]
         lines.append("| " + " | ".join(row) + " |")
+    trained_elsewhere = [(r["config"], r["training"]["provenance"]) for r in records
+                         if r.get("training", {}).get("provenance", {}).get("command") not in (None, r["provenance"]["command"])]
+    if trained_elsewhere:  # checkpoints that an earlier `train` command produced, evaluated by `reproduce`
+        lines += ["", "Trained by an earlier command, then evaluated and recorded by `reproduce`:", ""]
+        lines += [f"- {config}: `{p['command']}` (commit {short_commit(p.get('git_commit'))}, {p.get('device')}, "
+                  f"{p.get('date')})" for config, p in trained_elsewhere]
     path = folder / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path

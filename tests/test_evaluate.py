@@ -119,6 +119,9 @@ def test_reproduce_of_an_earlier_training_run_keeps_its_timing_and_command(tmp_p
     assert record["training"]["provenance"]["command"] == "python -m colorbook train --recipe K (earlier)"
     assert record["training"]["seconds_per_iteration"] == trained["seconds_per_iteration"] > 0
     assert record["provenance"]["training_wall_time_s"] == trained["provenance"]["wall_time_s"]
+    table = (tmp_path / "results" / "dtu-mnist" / "quick" / "README.md").read_text()
+    assert "- K: `python -m colorbook train --recipe K (earlier)`" in table
+    assert f"| {record['training']['seconds_per_iteration']:.3f} | {trained['provenance']['wall_time_s']:.3f} |" in table
     line = describe_provenance(record)
     assert "command: reproduce (later)" in line and "trained by: python -m colorbook train --recipe K (earlier)" in line
 
@@ -134,3 +137,9 @@ def test_reproduce_of_an_earlier_training_run_keeps_its_timing_and_command(tmp_p
     assert shown.loc["K", "paper FID"] == 17.613 and shown.loc["K", "iterations"] == 2
     assert "trained by: python -m colorbook train --recipe K (earlier)" in printed
     assert "No quick-profile result recorded yet in results/dtu-mnist/quick/ for H (the paper reports FID 10.228)" in printed
+
+
+def test_short_commit_keeps_the_dirty_mark():
+    from colorbook.provenance import short_commit
+    assert short_commit("14be48f009009bb5bcbc2be7b0b1dc719edad659+dirty") == "14be48f00900+dirty"
+    assert short_commit("2011fcefdfc6aeff16210fa467a5a8e8b71a7722") == "2011fcefdfc6"
