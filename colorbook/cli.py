@@ -1,4 +1,4 @@
-"""``python -m colorbook SUBCOMMAND``: recipes, train, colorize, frames, evaluate, reproduce.
+"""``python -m colorbook SUBCOMMAND``: recipes, train, colorize, frames, evaluate, probe-critic, reproduce.
 
 Each subcommand has ``--help``. Errors that come from bad input (unknown recipe, missing file,
 unreadable image) print one clear line and exit with status 2 instead of a traceback.
@@ -13,6 +13,7 @@ import textwrap
 # modules that add their own subcommands: (module, function name)
 _PLUGINS = (("colorbook.cartoons", "add_frames_subcommand"),
             ("colorbook.evaluate", "add_evaluate_subcommand"),
+            ("colorbook.evaluate", "add_probe_subcommand"),
             ("colorbook.reproduce", "add_reproduce_subcommand"))
 
 

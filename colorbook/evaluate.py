@@ -4,6 +4,9 @@ Introduced in chapter 9 of the book (book/09-evaluation). For colorized MNIST it
 digit), chroma ratio and the digit-classifier Fréchet distance (not FID); for every data set PSNR and
 SSIM (RGB and a*b*), colourfulness ratio and the a*b* histogram distance; FID (pytorch-fid's
 InceptionV3) when asked for and when its weights are on this machine.
+
+``python -m colorbook probe-critic`` asks a different question of a trained generator: can a fresh critic,
+built as the recipe builds it, learn to tell its colourings from real ones, with and without R1?
 """
 from __future__ import annotations
 
@@ -11,15 +14,17 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from colorbook import color
 from colorbook.provenance import provenance
 
-__all__ = ["generate", "evaluate_checkpoint", "evaluate_generator", "add_evaluate_subcommand"]
+__all__ = ["generate", "evaluate_checkpoint", "evaluate_generator", "probe_critic", "add_evaluate_subcommand",
+           "add_probe_subcommand"]
 
 
 @torch.no_grad()
@@ -107,6 +112,114 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None, d
                    "training_provenance": ckpt.get("provenance"),
                    "provenance": provenance(device, command)})
     return result
+
+
+def probe_critic(checkpoint: str | Path, *, r1_gammas: Sequence[float] = (0.0, 10.0), steps: int = 150,
+                 n_eval: int = 512, device: str | torch.device = "cpu", seed: int = 0, progress: bool = True,
+                 command: str | None = None) -> dict[str, Any]:
+    """How fast a fresh critic learns to tell a trained generator's colourings from real colours.
+
+    The checkpoint's generator is frozen. For each R1 weight in ``r1_gammas`` a fresh critic, built and
+    optimised exactly as the recipe builds them (architecture, normalisation, the paper's N(0, 0.02)
+    initialisation, Adam and learning rate), trains for ``steps`` batches of the recipe's size on the
+    softplus critic loss plus R1, without instance noise or smoothing (the state of the game once they have
+    decayed). It records, per step, the logit gap ``mean D(real) - mean D(fake)`` in training mode and, at
+    the end, the critic's accuracy on ``n_eval`` test images and their colourings in eval mode. A critic
+    whose gap stays near 0 gives the generator no adversarial signal: its loss term is then a constant.
+
+    Returns a JSON-ready dict: per gamma the gap trajectory, its mean over the last 20 steps, the eval
+    accuracy and seconds per step; plus the recipe, iterations and provenance.
+    """
+    from colorbook.losses import critic_adversarial_loss, r1_penalty
+    from colorbook.data import make_dataset
+    from colorbook.recipes import get_family
+    from colorbook.train import BatchStream, load_checkpoint, load_generator
+
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    device = torch.device(device)
+    generator, recipe = load_generator(checkpoint, device)
+    generator.requires_grad_(False)
+    if not recipe.options.get("adversarial", True):  # e.g. K: probe with the critic its GAN rows use
+        recipe = recipe.with_options(adversarial=True)
+    space = generator.color_space
+    train_set = make_dataset(recipe.dataset, "train", image_size=recipe.image_size, profile=recipe.profile,
+                             seed=recipe.seed)
+    test_set = make_dataset(recipe.dataset, "test", image_size=recipe.image_size, profile=recipe.profile,
+                            seed=recipe.seed)
+    eval_real, eval_fake, _ = generate(generator, test_set, n=n_eval, device=device, progress=False)
+    runs: dict[str, Any] = {}
+    for gamma in r1_gammas:
+        torch.manual_seed(seed)
+        parts = get_family(recipe.family)(recipe, device, 1)
+        critic, optimiser = parts.discriminator, parts.opt_d
+        if critic is None:
+            raise ValueError(f"recipe {recipe.name} has no critic to probe")
+        critic.train()
+        batches = BatchStream(train_set, recipe.batch_size, device, seed=seed).batches(0)
+        gaps, started = [], time.perf_counter()
+        for _ in tqdm(range(steps), desc=f"probe critic (R1 gamma {gamma:g})", disable=not progress, leave=False):
+            images, _ = next(batches)
+            real = color.convert(images, train_set.color_space, space)
+            gray = color.gray_of(real, space)
+            with torch.no_grad():
+                fake = generator(gray)
+            fake_logits, real_logits = critic(fake, gray), critic(real, gray)
+            loss = critic_adversarial_loss(fake_logits, real_logits)
+            if gamma > 0:
+                loss = loss + r1_penalty(critic, real, gray, gamma=gamma)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            gaps.append(float((real_logits.mean() - fake_logits.mean()).detach()))
+        seconds = (time.perf_counter() - started) / steps
+        critic.eval()
+        with torch.no_grad():
+            real_scores = torch.cat([critic(b.to(device), color.gray_of(b, space).to(device)).cpu()
+                                     for b in eval_real.split(128)])
+            fake_scores = torch.cat([critic(b.to(device), color.gray_of(b, space).to(device)).cpu()
+                                     for b in eval_fake.split(128)])
+        accuracy = 0.5 * ((real_scores > 0).float().mean() + (fake_scores < 0).float().mean()).item()
+        runs[f"{gamma:g}"] = {"r1_gamma": gamma, "logit_gap": gaps, "logit_gap_last_20": float(np.mean(gaps[-20:])),
+                              "eval_accuracy": accuracy, "eval_real_logit": float(real_scores.mean()),
+                              "eval_fake_logit": float(fake_scores.mean()), "seconds_per_step": seconds}
+    ckpt = load_checkpoint(checkpoint)
+    return {"recipe": recipe.name, "profile": recipe.profile, "iterations": ckpt["iteration"],
+            "checkpoint": str(checkpoint), "critic": recipe.options.get("critic", "resnet18"),
+            "critic_norm": recipe.options.get("critic_norm", "batch"), "lr": recipe.lr,
+            "batch_size": recipe.batch_size, "steps": steps, "n_eval": len(eval_real), "seed": seed,
+            "runs": runs, "training_provenance": ckpt.get("provenance"), "provenance": provenance(device, command)}
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+    command = "python -m colorbook " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    gammas = [float(g) for g in args.r1_gammas.split(",") if g.strip()]
+    result = probe_critic(args.checkpoint, r1_gammas=gammas, steps=args.steps, n_eval=args.n,
+                          device=args.device or "cpu", seed=args.seed, command=command)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    for key, run in result["runs"].items():
+        print(f"R1 gamma {key}: logit gap over the last 20 steps {run['logit_gap_last_20']:.3f}, "
+              f"eval accuracy {run['eval_accuracy']:.3f}, {run['seconds_per_step']:.2f} s/step")
+    print(f"wrote {out}")
+    return 0
+
+
+def add_probe_subcommand(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("probe-critic", help="train fresh critics against a frozen generator: does the "
+                                                   "adversarial term give any signal? (JSON)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `train`")
+    p.add_argument("--r1-gammas", default="0,10", help="comma-separated R1 weights to compare (default 0,10)")
+    p.add_argument("--steps", type=int, default=150, help="critic updates per gamma (default 150)")
+    p.add_argument("--n", type=int, default=512, help="test images for the final accuracy (default 512)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu or cuda (default cpu)")
+    p.add_argument("--out", required=True, help="output JSON file")
+    p.set_defaults(func=_run_probe)
+    return p
 
 
 def _run(args: argparse.Namespace) -> int:

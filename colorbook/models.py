@@ -205,5 +205,19 @@ class ResNetCritic(nn.Module):
         if int(self.stem_choice) == 0:
             small = min(image.shape[-2:]) < self.small_input_threshold
             self.stem_choice.fill_(1 if small else 2)
+        if self.norm == "instance":
+            self._check_instance_norm_input(image.shape[-2:])
         stem = self.small_conv1 if int(self.stem_choice) == 1 else self.standard_conv1
         return self.net(stem(image)).squeeze(1)
+
+    def _check_instance_norm_input(self, size: torch.Size) -> None:
+        # Each stride-2 step (stem conv for the standard stem, max-pool, stages 2-4) halves, rounding up.
+        halvings = 5 if int(self.stem_choice) == 2 else 4
+        last = [math.ceil(s / 2 ** halvings) for s in size]
+        if min(last) < 2:
+            raise ValueError(
+                f"norm='instance' normalises each channel over its spatial positions, but a {size[0]}x{size[1]} "
+                f"input leaves the critic's last stage {last[0]}x{last[1]} with the {self.stem} stem: one value "
+                "per channel, which instance norm turns into 0, so every image would get the same score. Use "
+                "stem='small' or 'auto' (2x2 for 32x32 inputs), inputs of at least "
+                f"{2 ** halvings + 1}x{2 ** halvings + 1}, or norm='group' or 'batch'.")

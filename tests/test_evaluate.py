@@ -143,3 +143,23 @@ def test_short_commit_keeps_the_dirty_mark():
     from colorbook.provenance import short_commit
     assert short_commit("14be48f009009bb5bcbc2be7b0b1dc719edad659+dirty") == "14be48f00900+dirty"
     assert short_commit("2011fcefdfc6aeff16210fa467a5a8e8b71a7722") == "2011fcefdfc6"
+
+
+def test_probe_critic_reports_gap_and_accuracy_per_gamma(tmp_path):
+    from colorbook.evaluate import probe_critic
+    from colorbook.train import train
+    train("H", tmp_path / "run", profile="quick", iters=2, progress=False)
+    result = probe_critic(tmp_path / "run" / "checkpoint.pt", r1_gammas=(0.0, 1000.0), steps=12, n_eval=32,
+                          progress=False, command="test")
+    assert result["recipe"] == "H" and result["iterations"] == 2 and result["n_eval"] == 32
+    free, held = result["runs"]["0"], result["runs"]["1000"]
+    assert len(free["logit_gap"]) == 12 and 0.0 <= free["eval_accuracy"] <= 1.0
+    # a near-gray generator is easy to tell from real colours; a huge R1 weight keeps the critic flat
+    assert free["logit_gap_last_20"] > 0.1 and abs(held["logit_gap_last_20"]) < free["logit_gap_last_20"] / 3
+    assert {"command", "git_commit", "device"} <= set(result["provenance"])
+
+
+def test_probe_critic_command_line_errors_are_clear(tmp_path, capsys):
+    from colorbook.cli import main
+    code = main(["probe-critic", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.json")])
+    assert code == 2 and "Traceback" not in capsys.readouterr().err

@@ -100,3 +100,14 @@ def test_instance_norm_critic_does_not_mix_samples():
     alone = critic(x[:1])
     together = critic(x)[:1]
     assert torch.allclose(alone, together, atol=1e-5)
+
+
+def test_instance_norm_critic_refuses_inputs_that_would_give_a_constant_score():
+    # 32x32 through the standard stem ends 1x1: instance norm would zero every channel
+    with pytest.raises(ValueError, match="stem='small'"):
+        ResNetCritic("resnet10", norm="instance")(torch.rand(2, 3, 32, 32))
+    # the small stem ends 2x2 and the scores depend on the image
+    critic = ResNetCritic("resnet10", norm="instance", stem="small").train()
+    scores = critic(torch.rand(4, 3, 32, 32))
+    assert scores.std() > 0
+    assert ResNetCritic("resnet10", norm="instance")(torch.rand(2, 3, 33, 33)).shape == (2,)
