@@ -138,6 +138,7 @@ def probe_critic(checkpoint: str | Path, *, r1_gammas: Sequence[float] = (0.0, 1
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     device = torch.device(device)
+    run_provenance, run_started = provenance(device, command), time.time()  # the commit that actually runs
     generator, recipe = load_generator(checkpoint, device)
     generator.requires_grad_(False)
     if not recipe.options.get("adversarial", True):  # e.g. K: probe with the critic its GAN rows use
@@ -188,7 +189,8 @@ def probe_critic(checkpoint: str | Path, *, r1_gammas: Sequence[float] = (0.0, 1
             "checkpoint": str(checkpoint), "critic": recipe.options.get("critic", "resnet18"),
             "critic_norm": recipe.options.get("critic_norm", "batch"), "lr": recipe.lr,
             "batch_size": recipe.batch_size, "steps": steps, "n_eval": len(eval_real), "seed": seed,
-            "runs": runs, "training_provenance": ckpt.get("provenance"), "provenance": provenance(device, command)}
+            "runs": runs, "training_provenance": ckpt.get("provenance"),
+            "provenance": {**run_provenance, "wall_time_s": round(time.time() - run_started, 1)}}
 
 
 def _run_probe(args: argparse.Namespace) -> int:

@@ -153,7 +153,8 @@ def describe_provenance(record: dict[str, Any]) -> str:
     p = record.get("provenance", {})
     line = (f"recorded {p.get('date', '?')} on {p.get('device', '?')}, commit {short_commit(p.get('git_commit', '?'))}, "
             f"profile {record.get('profile', '?')}, {record.get('iterations', '?')} iterations, "
-            f"wall time {p.get('wall_time_s', '?')} s; command: {p.get('command', '?')}")
+            + (f"wall time {p['wall_time_s']} s; " if p.get("wall_time_s") is not None else "")
+            + f"command: {p.get('command', '?')}")
     training = record.get("training", {})
     trained_by = training.get("provenance")
     if trained_by and trained_by.get("command") != p.get("command"):  # checkpoint trained by an earlier command

@@ -156,7 +156,7 @@ def test_probe_critic_reports_gap_and_accuracy_per_gamma(tmp_path):
     assert len(free["logit_gap"]) == 12 and 0.0 <= free["eval_accuracy"] <= 1.0
     # a near-gray generator is easy to tell from real colours; a huge R1 weight keeps the critic flat
     assert free["logit_gap_last_20"] > 0.1 and abs(held["logit_gap_last_20"]) < free["logit_gap_last_20"] / 3
-    assert {"command", "git_commit", "device"} <= set(result["provenance"])
+    assert {"command", "git_commit", "device", "wall_time_s"} <= set(result["provenance"])
 
 
 def test_probe_critic_command_line_errors_are_clear(tmp_path, capsys):
