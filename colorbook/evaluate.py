@@ -193,16 +193,28 @@ def probe_critic(checkpoint: str | Path, *, r1_gammas: Sequence[float] = (0.0, 1
             "provenance": {**run_provenance, "wall_time_s": round(time.time() - run_started, 1)}}
 
 
-def _run_probe(args: argparse.Namespace) -> int:
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as typed, for provenance."""
     import shlex
     import sys
-    command = "python -m colorbook " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
-    gammas = [float(g) for g in args.r1_gammas.split(",") if g.strip()]
-    result = probe_critic(args.checkpoint, r1_gammas=gammas, steps=args.steps, n_eval=args.n,
-                          device=args.device or "cpu", seed=args.seed, command=command)
-    out = Path(args.out)
+    return "python -m colorbook " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+
+
+def _write_json(result: dict[str, Any], path: str | Path) -> Path:
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
+    return out
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    try:
+        gammas = [float(g) for g in args.r1_gammas.split(",") if g.strip()]
+    except ValueError:
+        raise ValueError(f"--r1-gammas must be comma-separated numbers such as 0,1,10, got {args.r1_gammas!r}") from None
+    result = probe_critic(args.checkpoint, r1_gammas=gammas, steps=args.steps, n_eval=args.n,
+                          device=args.device or "cpu", seed=args.seed, command=_command_line(args))
+    out = _write_json(result, args.out)
     for key, run in result["runs"].items():
         print(f"R1 gamma {key}: logit gap over the last 20 steps {run['logit_gap_last_20']:.3f}, "
               f"eval accuracy {run['eval_accuracy']:.3f}, {run['seconds_per_step']:.2f} s/step")
@@ -225,15 +237,10 @@ def add_probe_subcommand(subparsers) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import shlex
-    import sys
-    command = "python -m colorbook " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root, n=args.n,
                                  fid=args.fid, fid_weights=args.fid_weights, device=args.device or "cpu",
-                                 command=command)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str))
+                                 command=_command_line(args))
+    out = _write_json(result, args.out)
     keys = ["hue_accuracy", "chroma_ratio", "classifier_frechet_distance", "psnr_rgb", "ssim_rgb",
             "colourfulness_ratio", "ab_hist_hellinger"]
     print(json.dumps({k: round(result[k], 4) for k in keys if k in result}))

@@ -131,6 +131,7 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
     written = []
     for recipe in rows:
         started = time.time()
+        run_provenance = provenance(device, command)  # at the start: the commit that actually runs
         run = runs / table / f"{recipe.name}-{profile}"
         train_metrics = train(recipe.name, run, profile=profile, iters=iters, device=device, data_root=data_root,
                               resume=True, progress=progress, command=command)
@@ -154,7 +155,7 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
                          # the run that trained the checkpoint: an earlier `train` command when resumed
                          "iterations_this_run": train_metrics.get("iterations_this_run"),
                          "provenance": train_metrics["provenance"]},
-            "provenance": {**provenance(device, command), "wall_time_s": round(time.time() - started, 1),
+            "provenance": {**run_provenance, "wall_time_s": round(time.time() - started, 1),
                            "training_wall_time_s": train_metrics["provenance"].get("wall_time_s")},
         }
         path = out_folder / f"{recipe.name}.json"

@@ -163,3 +163,24 @@ def test_probe_critic_command_line_errors_are_clear(tmp_path, capsys):
     from colorbook.cli import main
     code = main(["probe-critic", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.json")])
     assert code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def test_probe_critic_rejects_gammas_that_are_not_numbers(tmp_path, capsys):
+    from colorbook.cli import main
+    code = main(["probe-critic", "--checkpoint", str(tmp_path / "x.pt"), "--r1-gammas", "0,ten",
+                 "--out", str(tmp_path / "x.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--r1-gammas" in err and "Traceback" not in err
+
+
+def test_reproduce_takes_its_provenance_before_training(tmp_path, monkeypatch):
+    # files edited while a long run trains must not mark the record "+dirty": the commit is read at the start
+    import colorbook.reproduce as reproduce_module
+    import colorbook.train as train_module
+    trained, real_train = [], train_module.train
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: (trained.append(1), real_train(*a, **k))[1])
+    monkeypatch.setattr(reproduce_module, "provenance", lambda device=None, command=None: {
+        "command": command, "device": "cpu", "git_commit": "after-training" if trained else "before-training"})
+    [path] = reproduce("dtu-mnist", "quick", ["K"], iters=1, runs_root=tmp_path / "runs",
+                       results_root=tmp_path / "results", n_eval=16, fid="no", progress=False, command="test")
+    assert trained and json.loads(path.read_text())["provenance"]["git_commit"] == "before-training"

@@ -168,3 +168,11 @@ def test_bibliography_directive_exists():
     texts = _chapter_texts()
     assert any(re.search(r"^\s*[`:]{3,}\s*\{bibliography\}", t, flags=re.MULTILINE) for t in texts.values()), (
         "no {bibliography} directive in book/: citations would not resolve")
+
+
+def test_build_ignores_folders_that_tools_write_into_the_repository():
+    # `pytest` writes .pytest_cache/README.md; under `jupyter-book build -W` an unlisted page is an error
+    import yaml
+    config = yaml.safe_load((Path(__file__).resolve().parent.parent / "_config.yml").read_text())
+    excluded = set(config["exclude_patterns"])
+    assert {".pytest_cache", "runs", "results", "_build"} <= excluded
