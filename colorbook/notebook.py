@@ -19,6 +19,7 @@ from colorbook import color
 from colorbook.profile import current_profile, default_device
 from colorbook.provenance import REPO_ROOT, short_commit
 from colorbook.recipes import Recipe
+from colorbook.reproduce import separate_training
 
 __all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
            "read_log", "recorded_result", "recorded_table", "describe_provenance", "RESULTS_DIR", "RECORDED_METRICS"]
@@ -155,10 +156,9 @@ def describe_provenance(record: dict[str, Any]) -> str:
             f"profile {record.get('profile', '?')}, {record.get('iterations', '?')} iterations, "
             + (f"wall time {p['wall_time_s']} s; " if p.get("wall_time_s") is not None else "")
             + f"command: {p.get('command', '?')}")
-    training = record.get("training", {})
-    trained_by = training.get("provenance")
-    if trained_by and trained_by.get("command") != p.get("command"):  # checkpoint trained by an earlier command
-        per_iteration = training.get("seconds_per_iteration")
+    trained_by = separate_training(record)
+    if trained_by:  # the checkpoint was trained by an earlier command
+        per_iteration = record["training"].get("seconds_per_iteration")
         line += (f"; trained by: {trained_by.get('command', '?')} (commit {short_commit(trained_by.get('git_commit', '?'))}, "
                  f"{trained_by.get('device', '?')}, {trained_by.get('date', '?')}, training wall time "
                  f"{trained_by.get('wall_time_s', '?')} s"

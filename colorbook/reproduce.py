@@ -26,7 +26,8 @@ from typing import Any
 
 from colorbook.provenance import REPO_ROOT, provenance, short_commit
 
-__all__ = ["reproduce", "results_dir", "write_markdown_table", "add_reproduce_subcommand", "TABLES"]
+__all__ = ["reproduce", "results_dir", "write_markdown_table", "separate_training", "add_reproduce_subcommand",
+           "TABLES"]
 
 TABLES = ("dtu-mnist", "dtu-scenes", "kth")
 _COLUMNS = [("hue_accuracy", "hue acc."), ("chroma_ratio", "chroma ratio"),
@@ -39,6 +40,15 @@ def results_dir(table: str, profile: str, root: str | Path | None = None) -> Pat
     """``<root>/<table>`` for the full profile, ``<root>/<table>/quick`` for the quick one."""
     base = Path(root) if root is not None else REPO_ROOT / "results"
     return base / table if profile == "full" else base / table / "quick"
+
+
+def separate_training(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The provenance of the run that trained a record's checkpoint when a different command did (a `train`
+    run that `reproduce` found finished and only evaluated); ``None`` when the record's own command trained it."""
+    trained = record.get("training", {}).get("provenance")
+    if trained and trained.get("command") != record.get("provenance", {}).get("command"):
+        return trained
+    return None
 
 
 def _format(value: Any) -> str:
@@ -70,8 +80,7 @@ def write_markdown_table(table: str, profile: str, root: str | Path | None = Non
                 _format(r.get("training", {}).get("seconds_per_iteration")),
                 _format(r["provenance"].get("training_wall_time_s"))]
         lines.append("| " + " | ".join(row) + " |")
-    trained_elsewhere = [(r["config"], r["training"]["provenance"]) for r in records
-                         if r.get("training", {}).get("provenance", {}).get("command") not in (None, r["provenance"]["command"])]
+    trained_elsewhere = [(r["config"], separate_training(r)) for r in records if separate_training(r)]
     if trained_elsewhere:  # checkpoints that an earlier `train` command produced, evaluated by `reproduce`
         lines += ["", "Trained by an earlier command, then evaluated and recorded by `reproduce`:", ""]
         lines += [f"- {config}: `{p['command']}` (commit {short_commit(p.get('git_commit'))}, {p.get('device')}, "

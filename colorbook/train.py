@@ -236,15 +236,16 @@ def _all_finite(module: nn.Module | None) -> bool:
     return all(torch.isfinite(p).all() for p in module.parameters())
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`train`, with a clear error for missing or foreign files."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`train`, with a clear error for missing or foreign files.
+    ``mmap=True`` maps the tensors instead of reading them: cheap when only the metadata is needed."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}: train one with `python -m colorbook train --recipe H --out DIR`")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
     except Exception as error:  # torch raises many kinds for corrupt files
         raise ValueError(f"{path} is not a readable colorbook checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(ckpt, dict) or "generator" not in ckpt or "recipe" not in ckpt:
@@ -275,6 +276,19 @@ def _seed_everything(seed: int) -> None:
 def _mean_recent(rows: list[dict[str, float]], key: str, last: int = 50) -> float | None:
     values = [r[key] for r in rows[-last:] if key in r]
     return float(np.mean(values)) if values else None
+
+
+def _finished_run_record(out_dir: Path, iters: int) -> dict[str, Any] | None:
+    """``metrics.json`` of a run in ``out_dir`` that completed at its checkpoint's iteration, which has
+    reached ``iters``; ``None`` when there is training left to do (or the record does not match)."""
+    metrics_path = out_dir / "metrics.json"
+    if not metrics_path.exists():
+        return None
+    recorded = json.loads(metrics_path.read_text())
+    if recorded.get("status") != "completed":
+        return None
+    iteration = load_checkpoint(out_dir / CHECKPOINT_NAME, mmap=True)["iteration"]
+    return recorded if iteration >= iters and recorded.get("iterations") == iteration else None
 
 
 def resolve_recipe(recipe: str | Recipe, profile: str | None = None, *, iters: int | None = None,
@@ -308,6 +322,14 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / CHECKPOINT_NAME
+    if resume and ckpt_path.exists():
+        # Decided before any data or model is built. Keep the finished run's own record (its wall time
+        # and s/iteration): rewriting it would replace the training time with that of this no-op call.
+        finished = _finished_run_record(out_dir, recipe.iters)
+        if finished is not None:
+            print(f"{ckpt_path} finished at iteration {finished['iterations']} (asked for {recipe.iters}): "
+                  "nothing to do, keeping its metrics.json (pass a larger --iters to train further)")
+            return finished
 
     _seed_everything(recipe.seed)
     if dataset is None or eval_dataset is None:
@@ -339,13 +361,6 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
         if start >= recipe.iters:
             print(f"{ckpt_path} is already at iteration {start} of {recipe.iters}: nothing to do "
                   "(pass a larger --iters to train further)")
-            # Keep the finished run's own record (its wall time and s/iteration): rewriting it here
-            # would replace the training time with the time of this no-op call.
-            previous = out_dir / "metrics.json"
-            if previous.exists():
-                recorded = json.loads(previous.read_text())
-                if recorded.get("status") == "completed" and recorded.get("iterations") == start:
-                    return recorded
     elif resume:
         print(f"--resume: no checkpoint in {out_dir} yet, starting from iteration 0")
 

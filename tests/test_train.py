@@ -54,10 +54,15 @@ def test_resume_continues_exactly(tmp_path, request, dataset_fixture):
     assert log_straight == log_split
 
 
-def test_resuming_a_finished_run_keeps_its_record(tmp_path, tiny_lab):
+def test_resuming_a_finished_run_keeps_its_record(tmp_path, tiny_lab, monkeypatch):
     kwargs = dict(dataset=tiny_lab(16), eval_dataset=tiny_lab(4, seed=1), progress=False, iters=3)
     first = train(tiny_recipe(), tmp_path, **kwargs)
     files = {name: (tmp_path / name).read_bytes() for name in ("metrics.json", "log.jsonl", "checkpoint.pt")}
+    import colorbook.train as train_module  # a finished run is recognised before any model is built
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("built models for a run that had nothing left to do")
+    monkeypatch.setattr(train_module, "get_family", no_models)
     again = train(tiny_recipe(), tmp_path, resume=True, **kwargs)
     assert again == json.loads(json.dumps(first, default=str))
     assert again["iterations_this_run"] == 3 and again["seconds_per_iteration"] > 0
