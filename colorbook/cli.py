@@ -6,19 +6,24 @@ unreadable image) print one clear line and exit with status 2 instead of a trace
 from __future__ import annotations
 
 import argparse
-import shlex
+import json
 import sys
 import textwrap
 
-# modules that add their own subcommands: (module, function name)
-_PLUGINS = (("colorbook.cartoons", "add_frames_subcommand"),
-            ("colorbook.evaluate", "add_evaluate_subcommand"),
-            ("colorbook.evaluate", "add_probe_subcommand"),
-            ("colorbook.reproduce", "add_reproduce_subcommand"))
+from colorbook import evaluate, frames, reproduce
+from colorbook.colorize import colorize_files
+from colorbook.core import TrainingDiverged
+from colorbook.metrics.fid import FIDWeightsMissing
+from colorbook.provenance import command_line
+from colorbook.recipes import all_recipes
+from colorbook.training.loop import train
+
+# commands defined beside the code they run: each module adds its own parser
+_COMMAND_MODULES = (frames.add_frames_subcommand, evaluate.add_evaluate_subcommand, evaluate.add_probe_subcommand,
+                    reproduce.add_reproduce_subcommand)
 
 
 def _cmd_recipes(args: argparse.Namespace) -> int:
-    from colorbook.recipes import all_recipes
     for recipe in all_recipes():
         if args.table and recipe.table != args.table:
             continue
@@ -34,19 +39,16 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import json
-    from colorbook.train import train
     metrics = train(args.recipe, args.out, profile=args.profile, iters=args.iters, device=args.device,
                     data_root=args.data_root, resume=args.resume, seed=args.seed, batch_size=args.batch_size,
                     sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                    command="python -m colorbook " + " ".join(shlex.quote(a) for a in args.argv))
+                    command=command_line(args.argv))
     print(json.dumps({k: metrics[k] for k in ("recipe", "profile", "status", "iterations", "seconds_per_iteration")}))
     print(f"wrote {args.out}/checkpoint.pt, log.jsonl, samples/, metrics.json")
     return 0
 
 
 def _cmd_colorize(args: argparse.Namespace) -> int:
-    from colorbook.colorize import colorize_files
     written = colorize_files(args.checkpoint, args.inputs, args.out, work_size=args.work_size, device=args.device or "cpu")
     for path in written:
         print(path)
@@ -86,15 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu or cuda (default cpu)")
     p.set_defaults(func=_cmd_colorize)
 
-    import importlib
-    for module_name, function in _PLUGINS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        getattr(module, function)(sub)
+    for add_command in _COMMAND_MODULES:
+        add_command(sub)
     return parser
 
 
@@ -111,16 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except RuntimeError as error:
-        from colorbook.train import TrainingDiverged
-        if isinstance(error, TrainingDiverged):
-            print(f"error: {error}", file=sys.stderr)
-            return 3
-        try:
-            from colorbook.fid import FIDWeightsMissing
-        except ImportError:  # pragma: no cover
-            raise error from None
-        if isinstance(error, FIDWeightsMissing):
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        raise
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    except FIDWeightsMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from colorbook import color
+from colorbook.training.checkpoint import load_generator
 
 __all__ = ["read_image", "colorize_array", "colorize_files"]
 
@@ -95,8 +96,6 @@ def colorize_files(checkpoint: str | Path, inputs: list[str | Path], out_dir: st
     Unreadable files are reported together at the end (``ValueError`` listing them) after the
     readable ones are written.
     """
-    from colorbook.train import load_generator
-
     generator, recipe = load_generator(checkpoint, device)
     work_size = work_size or max(2 * recipe.image_size, 256)
     out_dir = Path(out_dir)

@@ -21,7 +21,17 @@ import torch
 from tqdm.auto import tqdm
 
 from colorbook import color
-from colorbook.provenance import provenance
+from colorbook.core import TrainState
+from colorbook.data import dataset_fingerprint, make_dataset
+from colorbook.metrics.digits import classifier_frechet_distance
+from colorbook.metrics.fid import compute_fid, find_inception_weights
+from colorbook.metrics.image import ImageMetrics
+from colorbook.metrics.mnist import MNISTMetrics
+from colorbook.provenance import command_line, provenance
+from colorbook.recipes import get_family
+from colorbook.training.checkpoint import load_checkpoint, load_generator
+from colorbook.training.step import critic_phase, prepare_batch
+from colorbook.training.stream import BatchStream, spread_indices
 
 __all__ = ["generate", "evaluate_checkpoint", "evaluate_generator", "probe_critic", "add_evaluate_subcommand",
            "add_probe_subcommand"]
@@ -41,7 +51,6 @@ def generate(generator: torch.nn.Module, dataset, n: int | None = None, batch_si
         raise ValueError("the evaluation data set is empty")
     generator.eval()
     space = generator.color_space
-    from colorbook.train import spread_indices
     subset = torch.utils.data.Subset(dataset, spread_indices(len(dataset), n))  # test sets may be sorted by class
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False)
     reals, fakes, labels = [], [], []
@@ -57,11 +66,8 @@ def evaluate_generator(generator: torch.nn.Module, dataset, *, dataset_name: str
                        fid: bool = False, fid_weights: str | None = None, fid_real_key: str | None = None,
                        device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
     """Every metric for ``generator`` on ``dataset`` (see the module docstring); plain floats in a dict."""
-    from colorbook.metrics import ImageMetrics, MNISTMetrics
-
     started = time.time()
     if fid:  # fail at once, before any work, when the Inception weights are missing
-        from colorbook.fid import find_inception_weights
         find_inception_weights(fid_weights)
     real, fake, labels = generate(generator, dataset, n, device=device, progress=progress)
     space = generator.color_space
@@ -70,7 +76,6 @@ def evaluate_generator(generator: torch.nn.Module, dataset, *, dataset_name: str
     images.update(fake, real)
     result.update(images.compute())
     if dataset_name == "mnist":
-        from colorbook.metrics import classifier_frechet_distance
         digits = MNISTMetrics()
         real_lab, fake_lab = color.convert(real, space, "lab"), color.convert(fake, space, "lab")
         digits.update(fake_lab, real_lab, labels)
@@ -80,7 +85,6 @@ def evaluate_generator(generator: torch.nn.Module, dataset, *, dataset_name: str
             "Frechet distance in the features of colorbook.metrics.DigitClassifier (trained on colorized MNIST); "
             "not FID, not comparable with the paper's FID")
     if fid:
-        from colorbook.fid import compute_fid
         result["fid"] = compute_fid(real, fake, weights=fid_weights, n=None, space=space, real_key=fid_real_key,
                                     device=device, progress=progress)
     result["seconds"] = round(time.time() - started, 2)
@@ -92,11 +96,7 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None, d
                         device: str | torch.device = "cpu", progress: bool = True,
                         command: str | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint of any recipe on the test split of its data set (or ``dataset``)."""
-    from colorbook.data import dataset_fingerprint, make_dataset
-    from colorbook.train import load_checkpoint, load_generator
-
     if fid:  # before anything else: a missing weight file must fail at once
-        from colorbook.fid import find_inception_weights
         find_inception_weights(fid_weights)
     generator, recipe = load_generator(checkpoint, device)
     name = dataset or recipe.dataset
@@ -120,7 +120,8 @@ def probe_critic(checkpoint: str | Path, *, r1_gammas: Sequence[float] = (0.0, 1
     """How fast a fresh critic learns to tell a trained generator's colourings from real colours.
 
     The checkpoint's generator is frozen. For each R1 weight in ``r1_gammas`` a fresh critic, built and
-    optimised exactly as the recipe builds them (architecture, normalisation, the paper's N(0, 0.02)
+    optimised exactly as the recipe builds them, trained by the training step's own critic phase
+    (:func:`colorbook.training.step.critic_phase`) (architecture, normalisation, the paper's N(0, 0.02)
     initialisation, Adam and learning rate), trains for ``steps`` batches of the recipe's size on the
     softplus critic loss plus R1, without instance noise or smoothing (the state of the game once they have
     decayed). It records, per step, the logit gap ``mean D(real) - mean D(fake)`` in training mode and, at
@@ -130,19 +131,15 @@ def probe_critic(checkpoint: str | Path, *, r1_gammas: Sequence[float] = (0.0, 1
     Returns a JSON-ready dict: per gamma the gap trajectory, its mean over the last 20 steps, the eval
     accuracy and seconds per step; plus the recipe, iterations and provenance.
     """
-    from colorbook.losses import critic_adversarial_loss, r1_penalty
-    from colorbook.data import make_dataset
-    from colorbook.recipes import get_family
-    from colorbook.train import BatchStream, load_checkpoint, load_generator
-
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     device = torch.device(device)
     run_provenance, run_started = provenance(device, command), time.time()  # the commit that actually runs
     generator, recipe = load_generator(checkpoint, device)
     generator.requires_grad_(False)
-    if not recipe.options.get("adversarial", True):  # e.g. K: probe with the critic its GAN rows use
-        recipe = recipe.with_options(adversarial=True)
+    if recipe.family != "dtu":
+        raise ValueError(f"probe-critic probes the DTU critic with R1; recipe {recipe.name} is of the "
+                         f"{recipe.family!r} family")
     space = generator.color_space
     train_set = make_dataset(recipe.dataset, "train", image_size=recipe.image_size, profile=recipe.profile,
                              seed=recipe.seed)
@@ -152,27 +149,24 @@ def probe_critic(checkpoint: str | Path, *, r1_gammas: Sequence[float] = (0.0, 1
     runs: dict[str, Any] = {}
     for gamma in r1_gammas:
         torch.manual_seed(seed)
-        parts = get_family(recipe.family)(recipe, device, 1)
-        critic, optimiser = parts.discriminator, parts.opt_d
-        if critic is None:
-            raise ValueError(f"recipe {recipe.name} has no critic to probe")
+        # the critic's own phases of the training step, with the game as it stands once instance noise and
+        # smoothing have decayed (K, which has no critic, is probed with the critic its GAN rows use)
+        probe_recipe = recipe.with_options(adversarial=True, gp=False, r1_gamma=float(gamma), noise_iters=0,
+                                           smoothing=False, reg_interval=1)
+        parts = get_family(recipe.family)(probe_recipe, device, 1)
+        critic = parts.critic
         critic.train()
         batches = BatchStream(train_set, recipe.batch_size, device, seed=seed).batches(0)
+        rng = torch.Generator(device=device).manual_seed(seed + 1)
         gaps, started = [], time.perf_counter()
-        for _ in tqdm(range(steps), desc=f"probe critic (R1 gamma {gamma:g})", disable=not progress, leave=False):
+        for step in tqdm(range(steps), desc=f"probe critic (R1 gamma {gamma:g})", disable=not progress, leave=False):
             images, _ = next(batches)
-            real = color.convert(images, train_set.color_space, space)
-            gray = color.gray_of(real, space)
+            real, gray = prepare_batch(images, train_set.color_space, space)
             with torch.no_grad():
                 fake = generator(gray)
-            fake_logits, real_logits = critic(fake, gray), critic(real, gray)
-            loss = critic_adversarial_loss(fake_logits, real_logits)
-            if gamma > 0:
-                loss = loss + r1_penalty(critic, real, gray, gamma=gamma)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            gaps.append(float((real_logits.mean() - fake_logits.mean()).detach()))
+            logs = critic_phase(parts, real, fake, gray, TrainState(step, steps, 1, rng))
+            gaps.append(logs["d_real_logit"] - logs["d_fake_logit"])
+        gaps = torch.stack(gaps).tolist()  # one device sync for the whole probe
         seconds = (time.perf_counter() - started) / steps
         critic.eval()
         with torch.no_grad():
@@ -193,13 +187,6 @@ def probe_critic(checkpoint: str | Path, *, r1_gammas: Sequence[float] = (0.0, 1
             "provenance": {**run_provenance, "wall_time_s": round(time.time() - run_started, 1)}}
 
 
-def _command_line(args: argparse.Namespace) -> str:
-    """The command as typed, for provenance."""
-    import shlex
-    import sys
-    return "python -m colorbook " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
-
-
 def _write_json(result: dict[str, Any], path: str | Path) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +200,7 @@ def _run_probe(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--r1-gammas must be comma-separated numbers such as 0,1,10, got {args.r1_gammas!r}") from None
     result = probe_critic(args.checkpoint, r1_gammas=gammas, steps=args.steps, n_eval=args.n,
-                          device=args.device or "cpu", seed=args.seed, command=_command_line(args))
+                          device=args.device or "cpu", seed=args.seed, command=command_line(getattr(args, "argv", None)))
     out = _write_json(result, args.out)
     for key, run in result["runs"].items():
         print(f"R1 gamma {key}: logit gap over the last 20 steps {run['logit_gap_last_20']:.3f}, "
@@ -239,7 +226,7 @@ def add_probe_subcommand(subparsers) -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root, n=args.n,
                                  fid=args.fid, fid_weights=args.fid_weights, device=args.device or "cpu",
-                                 command=_command_line(args))
+                                 command=command_line(getattr(args, "argv", None)))
     out = _write_json(result, args.out)
     keys = ["hue_accuracy", "chroma_ratio", "classifier_frechet_distance", "psnr_rgb", "ssim_rgb",
             "colourfulness_ratio", "ab_hist_hellinger"]
@@ -258,7 +245,7 @@ def add_evaluate_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="MNIST IDX folder, image folder, Places365 root or cartoon folder")
     p.add_argument("--n", type=int, help="evaluate on N test images spread evenly over the test set (default: all)")
     p.add_argument("--fid", action="store_true", help="also compute FID with pytorch-fid's InceptionV3 "
-                                                      "(needs its weights on this machine; see colorbook.fid)")
+                                                      "(needs its weights on this machine; see colorbook.metrics.fid)")
     p.add_argument("--fid-weights", help="path to pt_inception-2015-12-05-6726825d.pth "
                                          "(default: $COLORBOOK_FID_WEIGHTS, then torch hub's cache)")
     p.add_argument("--device", help="cpu or cuda (default cpu)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -18,8 +19,10 @@ import torch
 from colorbook import color
 from colorbook.profile import current_profile, default_device
 from colorbook.provenance import REPO_ROOT, short_commit
-from colorbook.recipes import Recipe
+from colorbook.recipes import Recipe, get
 from colorbook.reproduce import separate_training
+from colorbook.training.checkpoint import load_generator
+from colorbook.training.loop import resolve_recipe, train
 
 __all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
            "read_log", "recorded_result", "recorded_table", "describe_provenance", "RESULTS_DIR", "RECORDED_METRICS"]
@@ -40,7 +43,6 @@ class Settings:
 def setup(seed: int = 0, profile: str | None = None) -> Settings:
     """Seed everything, pick the profile (``$COLORBOOK_PROFILE``, else full on CUDA / quick on CPU) and
     device, and print them so the reader sees what this run does."""
-    import random
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -60,9 +62,6 @@ def train_or_load(recipe: "str | Recipe", name: str | None = None, *, profile: s
     """Train ``recipe`` (a name or a :class:`~colorbook.recipes.Recipe`, e.g. ``get("H").with_options(...)``;
     give such variants their own ``name``) into ``run_dir(name)``, or reuse a completed run there with the same recipe,
     profile and iterations. Returns ``(generator in eval mode, metrics dict, run directory)``."""
-    from colorbook.recipes import get
-    from colorbook.train import load_generator, resolve_recipe, train
-
     profile = current_profile(profile)
     recipe_name = get(recipe).name
     out = run_dir(name or f"{recipe_name}-{profile}")
@@ -181,8 +180,6 @@ def recorded_table(table: str, configs: Sequence[str], profile: str | None = "fu
     Nothing is ever filled in: a configuration without a record is reported missing.
     """
     import pandas as pd
-
-    from colorbook.recipes import get
 
     rows, missing = {}, []
     for config in configs:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import shlex
 import subprocess
@@ -37,18 +38,23 @@ def device_name(device: torch.device | str | None = None) -> str:
     device = torch.device(device) if device is not None else torch.device("cpu")
     if device.type == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_name(device)
-    import os
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as typed, for provenance: ``python -m colorbook`` and ``argv`` (default ``sys.argv[1:]``)."""
+    args = sys.argv[1:] if argv is None else argv
+    return "python -m colorbook " + " ".join(shlex.quote(a) for a in args)
 
 
 def provenance(device: torch.device | str | None = None, command: str | None = None,
                wall_time_s: float | None = None) -> dict[str, Any]:
     """A dict describing this run: command, git commit, device, torch version, date (UTC), host, wall time."""
     record: dict[str, Any] = {
-        "command": command if command is not None else " ".join(shlex.quote(a) for a in sys.argv),
+        "command": command if command is not None else command_line(),
         "git_commit": git_commit(),
         "device": device_name(device),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "python": platform.python_version(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),

@@ -18,13 +18,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from colorbook.provenance import REPO_ROOT, provenance, short_commit
+import torch
+
+from colorbook import recipes
+from colorbook.data import make_dataset
+from colorbook.evaluate import evaluate_checkpoint
+from colorbook.metrics.fid import FIDWeightsMissing, find_inception_weights
+from colorbook.profile import check_profile, current_profile, default_device
+from colorbook.provenance import REPO_ROOT, command_line, provenance, short_commit
+from colorbook.training.checkpoint import load_generator
+from colorbook.training.loop import sample_grid, train
+from colorbook.training.stream import fixed_examples
 
 __all__ = ["reproduce", "results_dir", "write_markdown_table", "separate_training", "add_reproduce_subcommand",
            "TABLES"]
@@ -92,10 +100,6 @@ def write_markdown_table(table: str, profile: str, root: str | Path | None = Non
 
 def _fid_available(weights: str | None) -> bool:
     try:
-        from colorbook.fid import FIDWeightsMissing, find_inception_weights
-    except ImportError:
-        return False
-    try:
         find_inception_weights(weights)
         return True
     except FIDWeightsMissing:
@@ -111,14 +115,6 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
     ``fid``: ``"yes"`` (fail at once without weights), ``"no"``, or ``"auto"`` (compute it when the
     Inception weights are on this machine, else record why it is missing).
     """
-    import torch
-
-    from colorbook import recipes
-    from colorbook.evaluate import evaluate_checkpoint
-    from colorbook.profile import check_profile, default_device
-    from colorbook.train import sample_grid, fixed_examples, load_generator, train
-    from colorbook.data import make_dataset
-
     check_profile(profile)
     rows = recipes.table(table)
     if configs:
@@ -129,11 +125,10 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
                              f"choose from {', '.join(r.name for r in rows)}")
         rows = [r for r in rows if r.name.lower() in wanted]
     if fid == "yes":
-        from colorbook.fid import find_inception_weights
         find_inception_weights(fid_weights)
     compute_fid = fid == "yes" or (fid == "auto" and _fid_available(fid_weights))
     device = str(default_device(device))
-    command = command or "python -m colorbook reproduce " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command or command_line()
     runs = Path(runs_root) if runs_root is not None else REPO_ROOT / "runs"
     out_folder = results_dir(table, profile, results_root)
     out_folder.mkdir(parents=True, exist_ok=True)
@@ -148,7 +143,7 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
                                       fid_weights=fid_weights, device=device, progress=progress, command=command)
         if not compute_fid:
             metrics["fid"] = ("not computed: " + ("disabled (--fid no)" if fid == "no" else
-                              "pytorch-fid Inception weights are not on this machine (see colorbook.fid)"))
+                              "pytorch-fid Inception weights are not on this machine (see colorbook.metrics.fid)"))
         resolved = recipes.get(recipe.name).resolve(profile)
         record = {
             "table": table, "config": recipe.name, "summary": recipe.summary, "profile": profile,
@@ -181,8 +176,7 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
 
 
 def _run(args: argparse.Namespace) -> int:
-    from colorbook.profile import current_profile
-    command = "python -m colorbook " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    command = command_line(getattr(args, "argv", None))
     reproduce(args.table, current_profile(args.profile), args.configs.split(",") if args.configs else None,
               iters=args.iters, device=args.device, data_root=args.data_root, results_root=args.results,
               runs_root=args.runs, n_eval=args.n, fid=args.fid, fid_weights=args.fid_weights, command=command)

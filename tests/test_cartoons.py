@@ -11,11 +11,24 @@ import numpy as np
 import pytest
 import torch
 
-from colorbook.cartoons import (DEFAULT_GENERATED_SIZES, CachedImages, CartoonFolder, CartoonImages,
-                                GeneratedCartoons, add_frames_subcommand, cartoon_root, draw_time_code,
-                                extract_frames, frame_timestamps, make_cartoon, make_cartoon_video,
-                                read_time_code, split_counts)
-
+from colorbook.data.cartoons import (
+    DEFAULT_GENERATED_SIZES,
+    CachedImages,
+    CartoonFolder,
+    CartoonImages,
+    GeneratedCartoons,
+    cartoon_root,
+    make_cartoon,
+    split_counts,
+)
+from colorbook.frames import (
+    add_frames_subcommand,
+    draw_time_code,
+    extract_frames,
+    frame_timestamps,
+    make_cartoon_video,
+    read_time_code,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Generated cartoons

@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from colorbook import cli, recipes
-from colorbook.colorize import colorize_array, read_image
-from colorbook.train import train
+from colorbook.colorize import read_image
+from colorbook.training.loop import train
 
 
 def run(capsys, *argv):

@@ -6,8 +6,7 @@ import torch
 
 from colorbook import cli
 from colorbook.evaluate import evaluate_generator, generate
-from colorbook.models import UNetColorizer
-from colorbook.reproduce import reproduce, write_markdown_table
+from colorbook.reproduce import reproduce
 
 
 class Oracle(torch.nn.Module):
@@ -50,8 +49,8 @@ class Gray(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def mnist_test():
-    from colorbook.data import ColorizedMNIST
-    from colorbook.train import spread_indices
+    from colorbook.data.mnist import ColorizedMNIST
+    from colorbook.training.stream import spread_indices
     full = ColorizedMNIST("test")                  # sorted by digit: take a spread, not a prefix
     images, labels = full.as_tensors()
     keep = spread_indices(len(full), 60)
@@ -109,7 +108,7 @@ def test_reproduce_records_json_grid_and_table(tmp_path):
 
 def test_reproduce_of_an_earlier_training_run_keeps_its_timing_and_command(tmp_path, monkeypatch, capsys):
     from colorbook.notebook import describe_provenance
-    from colorbook.train import train
+    from colorbook.training.loop import train
     runs = tmp_path / "runs"
     trained = train("K", runs / "dtu-mnist" / "K-quick", profile="quick", iters=2, progress=False,
                     command="python -m colorbook train --recipe K (earlier)")
@@ -147,7 +146,7 @@ def test_short_commit_keeps_the_dirty_mark():
 
 def test_probe_critic_reports_gap_and_accuracy_per_gamma(tmp_path):
     from colorbook.evaluate import probe_critic
-    from colorbook.train import train
+    from colorbook.training.loop import train
     train("H", tmp_path / "run", profile="quick", iters=2, progress=False)
     result = probe_critic(tmp_path / "run" / "checkpoint.pt", r1_gammas=(0.0, 1000.0), steps=12, n_eval=32,
                           progress=False, command="test")
@@ -176,9 +175,9 @@ def test_probe_critic_rejects_gammas_that_are_not_numbers(tmp_path, capsys):
 def test_reproduce_takes_its_provenance_before_training(tmp_path, monkeypatch):
     # files edited while a long run trains must not mark the record "+dirty": the commit is read at the start
     import colorbook.reproduce as reproduce_module
-    import colorbook.train as train_module
-    trained, real_train = [], train_module.train
-    monkeypatch.setattr(train_module, "train", lambda *a, **k: (trained.append(1), real_train(*a, **k))[1])
+    from colorbook.training.loop import train
+    trained, real_train = [], train
+    monkeypatch.setattr(reproduce_module, "train", lambda *a, **k: (trained.append(1), real_train(*a, **k))[1])
     monkeypatch.setattr(reproduce_module, "provenance", lambda device=None, command=None: {
         "command": command, "device": "cpu", "git_commit": "after-training" if trained else "before-training"})
     [path] = reproduce("dtu-mnist", "quick", ["K"], iters=1, runs_root=tmp_path / "runs",

@@ -10,64 +10,80 @@ import numpy as np
 import pytest
 import torch
 
-from colorbook import fid
+from colorbook.metrics.fid import (
+    CACHE_ENV_VAR,
+    FID_WEIGHTS_FILE,
+    FID_WEIGHTS_URL,
+    FRECHET_METHODS,
+    WEIGHTS_ENV_VAR,
+    FIDWeightsMissing,
+    build_fid_inception,
+    cache_root,
+    cached_real_statistics,
+    compute_fid,
+    find_inception_weights,
+    frechet_distance,
+    inception_features,
+    load_inception,
+    statistics,
+)
 
 
 # ----------------------------------------------------------------------------
 # the Fréchet distance
 # ----------------------------------------------------------------------------
-@pytest.mark.parametrize("method", sorted(fid.FRECHET_METHODS))
+@pytest.mark.parametrize("method", sorted(FRECHET_METHODS))
 def test_identical_statistics_give_zero(method):
     rng = np.random.default_rng(0)
-    mu, sigma = fid.statistics(rng.normal(size=(50, 8)))
-    assert fid.frechet_distance(mu, sigma, mu, sigma, method=method) == pytest.approx(0.0, abs=1e-9)
+    mu, sigma = statistics(rng.normal(size=(50, 8)))
+    assert frechet_distance(mu, sigma, mu, sigma, method=method) == pytest.approx(0.0, abs=1e-9)
 
 
-@pytest.mark.parametrize("method", sorted(fid.FRECHET_METHODS))
+@pytest.mark.parametrize("method", sorted(FRECHET_METHODS))
 @pytest.mark.parametrize("m1, s1, m2, s2", [(1.0, 4.0, 3.0, 9.0), (0.0, 1.0, 0.0, 2.0), (-2.5, 0.3, 1.5, 0.3)])
 def test_one_dimensional_gaussians_closed_form(method, m1, s1, m2, s2):
     expected = (m1 - m2) ** 2 + s1 + s2 - 2 * math.sqrt(s1 * s2)
-    got = fid.frechet_distance(np.array([m1]), np.array([[s1]]), np.array([m2]), np.array([[s2]]), method=method)
+    got = frechet_distance(np.array([m1]), np.array([[s1]]), np.array([m2]), np.array([[s2]]), method=method)
     assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
     # scalars are accepted as D = 1 too
-    assert fid.frechet_distance(m1, s1, m2, s2, method=method) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert frechet_distance(m1, s1, m2, s2, method=method) == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
-@pytest.mark.parametrize("method", sorted(fid.FRECHET_METHODS))
+@pytest.mark.parametrize("method", sorted(FRECHET_METHODS))
 def test_diagonal_covariances_sum_per_dimension(method):
     mu1, mu2 = np.array([0.0, 1.0, -2.0, 0.5]), np.array([1.0, 1.0, 0.0, 0.0])
     var1, var2 = np.array([1.0, 2.0, 0.5, 3.0]), np.array([4.0, 2.0, 0.1, 1.0])
     expected = float(np.sum((mu1 - mu2) ** 2 + var1 + var2 - 2 * np.sqrt(var1 * var2)))
-    got = fid.frechet_distance(mu1, np.diag(var1), mu2, np.diag(var2), method=method)
+    got = frechet_distance(mu1, np.diag(var1), mu2, np.diag(var2), method=method)
     assert got == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.mark.parametrize("samples", [200, 20])  # full-rank and singular (20 samples, 64 dims) covariances
 def test_eigh_method_agrees_with_pytorch_fid(samples):
     rng = np.random.default_rng(1)
-    mu1, s1 = fid.statistics(rng.normal(size=(samples, 64)))
-    mu2, s2 = fid.statistics(rng.normal(size=(samples, 64)) * 1.3 + 0.2)
-    reference = fid.frechet_distance(mu1, s1, mu2, s2, method="pytorch-fid")
+    mu1, s1 = statistics(rng.normal(size=(samples, 64)))
+    mu2, s2 = statistics(rng.normal(size=(samples, 64)) * 1.3 + 0.2)
+    reference = frechet_distance(mu1, s1, mu2, s2, method="pytorch-fid")
     assert reference > 1.0
-    assert fid.frechet_distance(mu1, s1, mu2, s2, method="eigh") == pytest.approx(reference, rel=1e-6)
+    assert frechet_distance(mu1, s1, mu2, s2, method="eigh") == pytest.approx(reference, rel=1e-6)
 
 
 def test_frechet_distance_rejects_bad_input():
     with pytest.raises(ValueError, match="one D"):
-        fid.frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
     with pytest.raises(ValueError, match="method"):
-        fid.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), method="magic")
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), method="magic")
     with pytest.raises(ValueError, match="NaN"):
-        fid.frechet_distance(np.array([np.nan, 0]), np.eye(2), np.zeros(2), np.eye(2))
+        frechet_distance(np.array([np.nan, 0]), np.eye(2), np.zeros(2), np.eye(2))
 
 
 def test_statistics_are_mean_and_sample_covariance():
     features = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 4.0]])
-    mu, sigma = fid.statistics(torch.from_numpy(features))
+    mu, sigma = statistics(torch.from_numpy(features))
     np.testing.assert_allclose(mu, [2.0, 2.0])
     np.testing.assert_allclose(sigma, np.cov(features, rowvar=False))
     with pytest.raises(ValueError, match="N >= 2"):
-        fid.statistics(np.zeros((1, 4)))
+        statistics(np.zeros((1, 4)))
 
 
 # ----------------------------------------------------------------------------
@@ -77,31 +93,31 @@ def test_statistics_are_mean_and_sample_covariance():
 def empty_hub(tmp_path, monkeypatch):
     """A torch hub folder without weights, and no weights environment variable."""
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
-    monkeypatch.delenv(fid.WEIGHTS_ENV_VAR, raising=False)
-    return tmp_path / "hub" / "checkpoints" / fid.FID_WEIGHTS_FILE
+    monkeypatch.delenv(WEIGHTS_ENV_VAR, raising=False)
+    return tmp_path / "hub" / "checkpoints" / FID_WEIGHTS_FILE
 
 
 def test_missing_weights_message_says_how_to_get_them(empty_hub):
-    with pytest.raises(fid.FIDWeightsMissing) as caught:
-        fid.find_inception_weights()
+    with pytest.raises(FIDWeightsMissing) as caught:
+        find_inception_weights()
     message = str(caught.value)
-    assert fid.FID_WEIGHTS_URL in message
+    assert FID_WEIGHTS_URL in message
     assert str(empty_hub) in message
-    assert fid.WEIGHTS_ENV_VAR in message
+    assert WEIGHTS_ENV_VAR in message
     assert "weights=" in message
 
 
 def test_weights_found_in_hub_env_and_argument(empty_hub, tmp_path, monkeypatch):
     empty_hub.parent.mkdir(parents=True)
     empty_hub.write_bytes(b"x")
-    assert fid.find_inception_weights() == empty_hub
+    assert find_inception_weights() == empty_hub
     elsewhere = tmp_path / "mine.pth"
     elsewhere.write_bytes(b"y")
-    monkeypatch.setenv(fid.WEIGHTS_ENV_VAR, str(elsewhere))
-    assert fid.find_inception_weights() == elsewhere
-    assert fid.find_inception_weights(empty_hub) == empty_hub
-    with pytest.raises(fid.FIDWeightsMissing, match="weights= argument"):
-        fid.find_inception_weights(tmp_path / "nope.pth")
+    monkeypatch.setenv(WEIGHTS_ENV_VAR, str(elsewhere))
+    assert find_inception_weights() == elsewhere
+    assert find_inception_weights(empty_hub) == empty_hub
+    with pytest.raises(FIDWeightsMissing, match="weights= argument"):
+        find_inception_weights(tmp_path / "nope.pth")
 
 
 def test_compute_fid_fails_before_touching_any_image(empty_hub):
@@ -109,19 +125,19 @@ def test_compute_fid_fails_before_touching_any_image(empty_hub):
         raise AssertionError("compute_fid read images before checking the weights")
         yield  # pragma: no cover
 
-    with pytest.raises(fid.FIDWeightsMissing):
-        fid.compute_fid(exploding(), exploding())
+    with pytest.raises(FIDWeightsMissing):
+        compute_fid(exploding(), exploding())
 
 
 def test_load_inception_rejects_a_file_that_is_not_the_fid_network(tmp_path):
     path = tmp_path / "wrong.pth"
     torch.save({"conv.weight": torch.zeros(1)}, path)
     with pytest.raises(ValueError, match="not a state dict of pytorch-fid's FID Inception"):
-        fid.load_inception(path, "cpu")
+        load_inception(path, "cpu")
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="Could not read"):
-        fid.load_inception(garbage, "cpu")
+        load_inception(garbage, "cpu")
 
 
 # ----------------------------------------------------------------------------
@@ -134,21 +150,21 @@ def test_cached_real_statistics_computes_once_per_key(tmp_path):
         calls.append(1)
         return np.random.default_rng(len(calls)).normal(size=(10, 3))
 
-    mu, sigma = fid.cached_real_statistics("mnist test n=10", compute, tmp_path)
-    again_mu, again_sigma = fid.cached_real_statistics("mnist test n=10", compute, tmp_path)
+    mu, sigma = cached_real_statistics("mnist test n=10", compute, tmp_path)
+    again_mu, again_sigma = cached_real_statistics("mnist test n=10", compute, tmp_path)
     assert len(calls) == 1
     np.testing.assert_array_equal(mu, again_mu)
     np.testing.assert_array_equal(sigma, again_sigma)
-    fid.cached_real_statistics("mnist test n=20", compute, tmp_path)
+    cached_real_statistics("mnist test n=20", compute, tmp_path)
     assert len(calls) == 2
     assert len(list(tmp_path.glob("*.npz"))) == 2
 
 
 def test_cache_root_follows_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(fid.CACHE_ENV_VAR, str(tmp_path))
-    assert fid.cache_root() == tmp_path
-    monkeypatch.delenv(fid.CACHE_ENV_VAR)
-    assert fid.cache_root().parts[-2:] == (".cache", "colorbook")
+    monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path))
+    assert cache_root() == tmp_path
+    monkeypatch.delenv(CACHE_ENV_VAR)
+    assert cache_root().parts[-2:] == (".cache", "colorbook")
 
 
 # ----------------------------------------------------------------------------
@@ -160,7 +176,7 @@ def stand_in_weights(tmp_path_factory):
     convolutions, so that the 2048 features neither vanish nor explode)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        network = fid.build_fid_inception()
+        network = build_fid_inception()
         for module in network.modules():
             if isinstance(module, torch.nn.Conv2d):
                 torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -171,7 +187,7 @@ def stand_in_weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stand_in_model(stand_in_weights):
-    return fid.load_inception(stand_in_weights, "cpu")
+    return load_inception(stand_in_weights, "cpu")
 
 
 def test_loaded_network_matches_pytorch_fid_inceptionv3(stand_in_weights, stand_in_model):
@@ -193,21 +209,21 @@ def test_loaded_network_matches_pytorch_fid_inceptionv3(stand_in_weights, stand_
 
 def test_inception_features_accepts_tensors_and_loader_like_iterables(stand_in_model):
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
-    from_tensor = fid.inception_features(images, stand_in_model, batch_size=2, progress=False)
+    from_tensor = inception_features(images, stand_in_model, batch_size=2, progress=False)
     # single images and (images, labels) pairs, re-batched to batch_size
     items = [images[0], (images[1:], torch.tensor([1]))]
-    from_iterable = fid.inception_features(iter(items), stand_in_model, batch_size=2, progress=False)
+    from_iterable = inception_features(iter(items), stand_in_model, batch_size=2, progress=False)
     assert from_tensor.shape == (2, 2048) and from_tensor.dtype == np.float32
     assert np.isfinite(from_tensor).all() and from_tensor.std() > 0
     np.testing.assert_allclose(from_iterable, from_tensor, rtol=1e-4, atol=1e-5)
-    assert fid.inception_features(images, stand_in_model, progress=False, limit=1).shape == (1, 2048)
+    assert inception_features(images, stand_in_model, progress=False, limit=1).shape == (1, 2048)
 
 
 def test_inception_features_rejects_wrong_range_and_shape(stand_in_model):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        fid.inception_features(torch.rand(2, 3, 32, 32) * 2 - 1, stand_in_model, progress=False)
+        inception_features(torch.rand(2, 3, 32, 32) * 2 - 1, stand_in_model, progress=False)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        fid.inception_features(torch.rand(2, 1, 32, 32), stand_in_model, progress=False)
+        inception_features(torch.rand(2, 1, 32, 32), stand_in_model, progress=False)
 
 
 def test_compute_fid_end_to_end_with_stand_in_weights(stand_in_weights, stand_in_model, tmp_path):
@@ -218,7 +234,7 @@ def test_compute_fid_end_to_end_with_stand_in_weights(stand_in_weights, stand_in
     # 10-100 s on two shared cores (the two methods agree, see above).
     # 1) identical sets, loading the network from the weights file; caches the real statistics
     with pytest.warns(UserWarning, match="fewer than n=10000"):
-        same = fid.compute_fid(real, real.clone(), weights=stand_in_weights, device="cpu", real_key="unit-test",
+        same = compute_fid(real, real.clone(), weights=stand_in_weights, device="cpu", real_key="unit-test",
                                cache_dir=tmp_path, progress=False, method="eigh")
     assert same["n_real"] == 6 and same["n_fake"] == 6
     assert same["implementation"].startswith("pytorch-fid ") and "pool3" in same["implementation"]
@@ -233,7 +249,7 @@ def test_compute_fid_end_to_end_with_stand_in_weights(stand_in_weights, stand_in
         yield  # pragma: no cover
 
     with pytest.warns(UserWarning, match="fewer than n=10000"):
-        different = fid.compute_fid(exploding(), fake, weights=stand_in_weights, real_key="unit-test",
+        different = compute_fid(exploding(), fake, weights=stand_in_weights, real_key="unit-test",
                                     cache_dir=tmp_path, progress=False, method="eigh", model=stand_in_model)
     assert different["real_statistics_cache"] == same["real_statistics_cache"]
     assert different["n_real"] == 6

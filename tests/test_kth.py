@@ -9,9 +9,18 @@ import pytest
 import torch
 from torch import nn
 
-from colorbook.kth import (GENERATORS, SCALAR_DISCRIMINATOR_SPECS, GeneratorV1, GeneratorV2, GeneratorV3,
-                           KTHObjective, PatchDiscriminator, ScalarDiscriminator, aggregate_patches,
-                           count_parameters, patch_aggregation_mode, receptive_field)
+from colorbook.losses.kth import KTHObjective, aggregate_patches, patch_aggregation_mode
+from colorbook.models.common import count_parameters
+from colorbook.models.kth import (
+    GENERATORS,
+    SCALAR_DISCRIMINATOR_SPECS,
+    GeneratorV1,
+    GeneratorV2,
+    GeneratorV3,
+    PatchDiscriminator,
+    ScalarDiscriminator,
+    receptive_field,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -25,13 +34,18 @@ def _one_thread():
     torch.set_num_threads(previous)
 
 
+def floats(logs):
+    """Objectives log detached tensors (read by the loop in one sync); tests compare plain floats."""
+    return {k: float(v) for k, v in logs.items()}
+
+
 class State:
-    """Stand-in for colorbook.train.TrainState with a settable epoch."""
+    """Stand-in for colorbook.core.TrainState with a settable epoch."""
 
     def __init__(self, epoch: float = 0.0, iteration: int = 0, seed: int = 0) -> None:
         self.epoch = epoch
         self.iteration = iteration
-        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = torch.Generator().manual_seed(seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,8 +273,9 @@ def test_objective_switches_from_mean_to_softmin_softmax_at_the_switch_epoch():
     D = FixedPatchD(real_map, fake_map)
     real, fake, gray = torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 8, 8)
     objective = KTHObjective(aggregation="min", switch_epoch=2.0, label_smoothing=(1.0, 1.0))
-    before, logs_before = objective.discriminator_loss(D, real, fake, gray, State(epoch=1.9))
-    after, logs_after = objective.discriminator_loss(D, real, fake, gray, State(epoch=2.0))
+    before, logs_before = objective.critic_loss(D, real, fake, gray, State(epoch=1.9))
+    after, logs_after = objective.critic_loss(D, real, fake, gray, State(epoch=2.0))
+    logs_before, logs_after = floats(logs_before), floats(logs_after)
     assert logs_before["aggregation_softmin"] == 0.0 and logs_after["aggregation_softmin"] == 1.0
     mean_real, mean_fake = real_map.mean().item(), fake_map.mean().item()
     assert before.item() == pytest.approx(_bce(mean_real, 1.0) + _bce(mean_fake, 0.0), rel=1e-5)
@@ -269,6 +284,7 @@ def test_objective_switches_from_mean_to_softmin_softmax_at_the_switch_epoch():
     assert after.item() == pytest.approx(_bce(soft_real, 1.0) + _bce(soft_fake, 0.0), rel=1e-5)
     assert after.item() > before.item(), "the worst patches now dominate: the loss jumps (the paper's Figure 8)"
     g_after, g_logs = objective.generator_loss(D, real, fake, gray, State(epoch=3.0))
+    g_logs = floats(g_logs)
     assert g_logs["aggregation_softmin"] == 1.0
     assert g_logs["g_adv"] == pytest.approx(_bce(aggregate_patches(fake_map, "softmin").item(), 1.0), rel=1e-5)
     assert g_logs["g_l1"] == pytest.approx(1.0)
@@ -278,7 +294,7 @@ def test_objective_switches_from_mean_to_softmin_softmax_at_the_switch_epoch():
 def test_avg_patchgan_never_switches():
     objective = KTHObjective(aggregation="mean")
     D = FixedPatchD(torch.full((1, 1, 2, 2), 0.8), torch.full((1, 1, 2, 2), 0.2))
-    _, logs = objective.discriminator_loss(D, torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), None, State(epoch=99))
+    _, logs = objective.critic_loss(D, torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), None, State(epoch=99))
     assert logs["aggregation_softmin"] == 0.0
 
 
@@ -286,15 +302,15 @@ def test_label_smoothing_comes_from_the_state_generator_and_stays_in_range():
     D = FixedPatchD(torch.full((64, 1, 2, 2), 0.8), torch.full((64, 1, 2, 2), 0.2))
     objective = KTHObjective()
     args = (D, torch.ones(64, 3, 8, 8), torch.zeros(64, 3, 8, 8), None)
-    a = objective.discriminator_loss(*args, State(seed=1))[1]
-    b = objective.discriminator_loss(*args, State(seed=1))[1]
-    c = objective.discriminator_loss(*args, State(seed=2))[1]
+    a = floats(objective.critic_loss(*args, State(seed=1))[1])
+    b = floats(objective.critic_loss(*args, State(seed=1))[1])
+    c = floats(objective.critic_loss(*args, State(seed=2))[1])
     assert a == b and a["d_real_label"] != c["d_real_label"]
     assert 0.85 < a["d_real_label"] < 0.95  # mean of 64 draws of U[0.8, 1]
     single = FixedPatchD(torch.full((1, 1, 2, 2), 0.8), torch.full((1, 1, 2, 2), 0.2))
     state = State(seed=3)
-    labels = [objective.discriminator_loss(single, torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), None,
-                                           state)[1]["d_real_label"] for _ in range(20)]
+    labels = [float(objective.critic_loss(single, torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), None,
+                                          state)[1]["d_real_label"]) for _ in range(20)]
     assert min(labels) >= 0.8 and max(labels) <= 1.0 and max(labels) - min(labels) > 0.05
 
 
@@ -328,7 +344,7 @@ def test_kth_recipes_are_registered_with_the_papers_settings():
 
 
 def test_quick_min_patchgan_switches_inside_the_run_on_the_default_data():
-    from colorbook.cartoons import DEFAULT_GENERATED_SIZES
+    from colorbook.data.cartoons import DEFAULT_GENERATED_SIZES
     from colorbook.recipes import get
     quick = get("min-patchgan").resolve("quick")
     steps_per_epoch = DEFAULT_GENERATED_SIZES["train"] // quick.batch_size
@@ -339,34 +355,21 @@ def test_quick_min_patchgan_switches_inside_the_run_on_the_default_data():
 
 def _tiny_step_check(recipe_name: str, **options):
     from colorbook.color import rgb_to_gray
-    from colorbook.kth_recipes import build_kth
     from colorbook.recipes import get
+    from colorbook.recipes.kth import build_kth
+    from colorbook.training.loop import read_logs
+    from colorbook.training.step import train_step
     recipe = get(recipe_name).resolve("quick").with_options(**options)
     parts = build_kth(recipe, torch.device("cpu"), steps_per_epoch=2)
-    G, D = parts.generator, parts.discriminator
+    G, D = parts.generator, parts.critic
     torch.manual_seed(0)
     real = torch.rand(2, 3, recipe.image_size, recipe.image_size)
     gray = rgb_to_gray(real)
     before_g = [p.detach().clone() for p in G.parameters()]
     before_d = [p.detach().clone() for p in D.parameters()]
-    logs = {}
-    for iteration in range(1):
-        state = State(epoch=0.0, iteration=iteration)
-        fake = G(gray)
-        D.requires_grad_(True)
-        parts.opt_d.zero_grad()
-        d_loss, d_logs = parts.objective.discriminator_loss(D, real, fake.detach(), gray, state)
-        d_loss.backward()
-        parts.opt_d.step()
-        D.requires_grad_(False)
-        parts.opt_g.zero_grad()
-        g_loss, g_logs = parts.objective.generator_loss(D, real, fake, gray, state)
-        g_loss.backward()
-        parts.opt_g.step()
-        for scheduler in parts.schedulers:
-            scheduler.step()
-        logs = {**d_logs, **g_logs}
-        assert all(math.isfinite(v) for v in logs.values())
+    # the trainer's own step, not a copy of it
+    logs = read_logs([(0, 0.0, train_step(parts, real, gray, State(epoch=0.0, iteration=0)))])[0]
+    assert all(math.isfinite(v) for v in logs.values())
     assert any(not torch.equal(a, b) for a, b in zip(before_g, G.parameters())), "G did not change"
     assert any(not torch.equal(a, b) for a, b in zip(before_d, D.parameters())), "D did not change"
     return logs
@@ -383,8 +386,8 @@ def test_min_patchgan_softmin_mode_trains_on_cpu():
 
 
 def test_discriminator_learning_rate_halves_every_5_epochs():
-    from colorbook.kth_recipes import build_kth
     from colorbook.recipes import get
+    from colorbook.recipes.kth import build_kth
     recipe = get("avg-patchgan").resolve("quick")
     parts = build_kth(recipe, torch.device("cpu"), steps_per_epoch=3)
     (scheduler,) = parts.schedulers
@@ -405,9 +408,9 @@ def test_discriminator_learning_rate_halves_every_5_epochs():
 
 def test_train_min_patchgan_switches_aggregation_in_the_log_and_writes_samples(tmp_path):
     """The real trainer, tiny data: the log's aggregation flag turns on at the switch epoch."""
-    from colorbook.cartoons import CartoonImages
+    from colorbook.data.cartoons import CartoonImages
     from colorbook.recipes import get
-    from colorbook.train import train
+    from colorbook.training.loop import train
     train_set = CartoonImages(None, "train", 32, n=8)
     test_set = CartoonImages(None, "test", 32, n=4)
     recipe = get("min-patchgan").resolve("quick").with_options(switch_epoch=1.0)

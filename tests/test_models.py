@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from colorbook.models import CRITIC_ARCHS, ResNetCritic, UNetColorizer, count_parameters, init_normal
+from colorbook.models.common import count_parameters, init_normal
+from colorbook.models.critic import CRITIC_ARCHS, ResNetCritic
+from colorbook.models.unet import UNetColorizer
 
 
 @pytest.mark.parametrize("depth,size", [(2, 32), (3, 32), (7, 128)])

@@ -1,13 +1,16 @@
 """The one trainer: outputs, exact resume (device-resident and DataLoader data), divergence stop, recipes."""
 import dataclasses
 import json
-import math
 
 import pytest
 import torch
 
+import colorbook.training.loop as loop_module
 from colorbook import recipes
-from colorbook.train import BatchStream, TrainingDiverged, load_checkpoint, load_generator, train
+from colorbook.core import TrainingDiverged
+from colorbook.training.checkpoint import load_checkpoint, load_generator
+from colorbook.training.loop import train
+from colorbook.training.stream import BatchStream
 
 TINY = {"options.base_channels": 4, "options.critic": "resnet10", "batch_size": 4, "image_size": 16}
 
@@ -58,11 +61,11 @@ def test_resuming_a_finished_run_keeps_its_record(tmp_path, tiny_lab, monkeypatc
     kwargs = dict(dataset=tiny_lab(16), eval_dataset=tiny_lab(4, seed=1), progress=False, iters=3)
     first = train(tiny_recipe(), tmp_path, **kwargs)
     files = {name: (tmp_path / name).read_bytes() for name in ("metrics.json", "log.jsonl", "checkpoint.pt")}
-    import colorbook.train as train_module  # a finished run is recognised before any model is built
+
 
     def no_models(*args, **kwargs):
         raise AssertionError("built models for a run that had nothing left to do")
-    monkeypatch.setattr(train_module, "get_family", no_models)
+    monkeypatch.setattr(loop_module, "get_family", no_models)
     again = train(tiny_recipe(), tmp_path, resume=True, **kwargs)
     assert again == json.loads(json.dumps(first, default=str))
     assert again["iterations_this_run"] == 3 and again["seconds_per_iteration"] > 0

@@ -1,7 +1,5 @@
-"""The KTH recipes (``table="kth"``) and the ``"kth"`` family builder.
-
-Introduced in the book's KTH chapter. Importing :mod:`colorbook.recipes` imports this module,
-which registers the family and the recipes:
+"""The KTH recipes (``table="kth"``) and the ``"kth"`` family builder (registered by
+:mod:`colorbook.recipes`). Introduced in chapters 11-12 of the book.
 
 ============================  =========  ===========  =============  ==========================
 recipe                        generator  discrim.     aggregation    optimisers (G / D)
@@ -34,9 +32,12 @@ from typing import Any, Iterable
 
 import torch
 
-from colorbook.recipes import Recipe, register, register_family
+from colorbook.core import Components
+from colorbook.losses.kth import KTHObjective
+from colorbook.models.kth import make_discriminator, make_generator
+from colorbook.recipes.registry import Recipe
 
-__all__ = ["build_kth", "HalvingSchedule", "KTH_RECIPES", "PAPER_EPOCH_IMAGES"]
+__all__ = ["build_kth", "HalvingSchedule", "RECIPES", "PAPER_EPOCH_IMAGES"]
 
 PAPER_EPOCH_IMAGES = 28_000  # the paper's training set: one epoch = 500 iterations of 56
 
@@ -65,16 +66,13 @@ def _optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float, optio
     raise ValueError(f"unknown optimizer {name!r}: choose 'adam' or 'sgd'")
 
 
-def build_kth(recipe: Recipe, device: torch.device, steps_per_epoch: int):
+def build_kth(recipe: Recipe, device: torch.device, steps_per_epoch: int) -> Components:
     """Models, objective, optimisers and D's learning-rate schedule for a KTH recipe.
 
     ``steps_per_epoch``: iterations per epoch of the data set in use (used by the schedule unless
     ``options.schedule_epoch_images`` fixes the epoch length). Returns
-    :class:`colorbook.train.Components`.
+    :class:`colorbook.core.Components`.
     """
-    from colorbook.kth import KTHObjective, make_discriminator, make_generator
-    from colorbook.train import Components  # here, not at the top: colorbook.train imports colorbook.recipes
-
     o = dict(recipe.options)
     generator = make_generator(o["generator"]).to(device)
     discriminator = make_discriminator(o["discriminator"], variant=o.get("discriminator_variant", o["generator"]),
@@ -96,8 +94,6 @@ def build_kth(recipe: Recipe, device: torch.device, steps_per_epoch: int):
         schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt_d, HalvingSchedule(halving, iterations_per_epoch)))
     return Components(generator, discriminator, objective, opt_g, opt_d, schedulers=schedulers)
 
-
-register_family("kth", build_kth)
 
 _PAPER = {"source": "KTH (Hotti et al. 2019), Table 1 and sections 6-7",
           "metric": None,
@@ -131,7 +127,8 @@ def _recipe(name: str, summary: str, iters: int, options: dict[str, Any], notes:
 
 # 10 epochs for V1-V3 (the paper's Experiment 1), 15 for the PatchGANs (Figure 11 shows epochs 10 and
 # 15 of Min-PatchGAN; both PatchGANs get the same budget so that they compare).
-KTH_RECIPES = [
+#: every KTH recipe (registered by :mod:`colorbook.recipes`)
+RECIPES: list[Recipe] = [
     _recipe("v1", "KTH network 1: 3x3 kernels, no skips, scalar D", 5000,
             {"generator": "v1", "discriminator": "scalar", "discriminator_variant": "v1",
              "g_optimizer": "sgd", "d_optimizer": "adam", "d_lr": 2e-4, "betas": (0.5, 0.999), "momentum": 0.9,
@@ -167,6 +164,3 @@ KTH_RECIPES = [
             "the input, as pix2pix's conditional discriminator does. Otherwise as min-patchgan.",
             quick={"options.switch_epoch": 0.25}),
 ]
-
-for _recipe_item in KTH_RECIPES:
-    register(_recipe_item)

@@ -42,6 +42,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from colorbook.color import convert
 
 __all__ = [
     "FID_WEIGHTS_URL",
@@ -364,8 +367,6 @@ def inception_features(
     ``space`` (``"rgb"``; ``"lab"`` is converted to RGB first). ``limit``
     stops after that many images. ``device`` defaults to the model's device.
     """
-    from tqdm.auto import tqdm
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     if device is None:
@@ -381,8 +382,6 @@ def inception_features(
                 batch = batch[: limit - seen]
             batch = batch.to(device, torch.float32)
             if space != "rgb":
-                from colorbook.color import convert
-
                 batch = convert(batch, space, "rgb")
             _check_rgb_batch(batch)
             features.append(model(batch).float().cpu().numpy())

@@ -1,5 +1,5 @@
 r"""Every loss term of the DTU paper (section 3.3), each a small function, and the objective that
-combines them for the trainer.
+combines them for the training step (:mod:`colorbook.training.step`).
 
 Introduced in chapters 4-8 of the book (book/04-reconstruction to 08-instance-smoothing).
 Notation: ``D`` is the critic, returning logits ``(B,)``;
@@ -177,7 +177,9 @@ class DTUObjective:
        uniform interpolates between x and G(y)); plus ``r1_penalty``
        on the clean real images (if ``r1_gamma > 0``).
 
-    Generator step: ``generator_adversarial_loss`` at the smoothed, noised :math:`\\hat x_F` (if
+    The critic's main phase (:meth:`critic_loss`) is steps 1-2 and the adversarial loss; its
+    regularisation phase (:meth:`critic_penalty`) the GP and R1 terms (see
+    :mod:`colorbook.training.step`). Generator step: ``generator_adversarial_loss`` at the smoothed, noised :math:`\\hat x_F` (if
     ``adversarial``) plus ``recon_weight * reconstruction_loss``.
     """
 
@@ -195,8 +197,13 @@ class DTUObjective:
     huber_delta: float = 1.0
 
     @property
-    def uses_discriminator(self) -> bool:
+    def uses_critic(self) -> bool:
         return self.adversarial
+
+    @property
+    def has_penalty(self) -> bool:
+        """True when the critic is regularised (GP or R1)."""
+        return self.adversarial and (self.gp or self.r1_gamma > 0)
 
     def _beta(self, iteration: int) -> float:
         iters = self.noise_iters if self.smoothing_iters is None else self.smoothing_iters
@@ -205,43 +212,49 @@ class DTUObjective:
     def _critic_inputs(self, real: Tensor, fake: Tensor, state) -> tuple[Tensor, Tensor, float, float]:
         beta = self._beta(state.iteration)
         if beta > 0:
-            fake_hat, real_hat, _ = instance_smoothing(real, fake, beta, state.generator)
+            fake_hat, real_hat, _ = instance_smoothing(real, fake, beta, state.rng)
         else:
             fake_hat, real_hat = fake, real
         std = instance_noise_std(state.iteration, self.noise_iters, self.f)
-        return (add_instance_noise(fake_hat, std, state.generator),
-                add_instance_noise(real_hat, std, state.generator), beta, std)
+        return (add_instance_noise(fake_hat, std, state.rng),
+                add_instance_noise(real_hat, std, state.rng), beta, std)
 
-    def discriminator_loss(self, D, real: Tensor, fake: Tensor, gray: Tensor, state) -> tuple[Tensor, dict]:
+    def critic_loss(self, critic, real: Tensor, fake: Tensor, gray: Tensor, state) -> tuple[Tensor, dict]:
+        """Critic main phase: the adversarial loss on smoothed, noised inputs (``fake`` detached)."""
         fake_in, real_in, beta, std = self._critic_inputs(real, fake, state)
-        fake_logits, real_logits = D(fake_in, gray), D(real_in, gray)
+        fake_logits, real_logits = critic(fake_in, gray), critic(real_in, gray)
         loss = critic_adversarial_loss(fake_logits, real_logits, self.f)
-        logs = {"d_adv": loss.item(), "d_real_logit": real_logits.mean().item(),
-                "d_fake_logit": fake_logits.mean().item(), "beta": beta, "noise_std": std}
-        if self.gp:
-            if self.smoothing:  # the paper's x_F; as beta decays to 0 it becomes G(y): the penalty moves onto fakes
-                points, _, _ = instance_smoothing(real, fake, beta, state.generator)
-            else:
-                eps = torch.rand((real.shape[0], 1, 1, 1), generator=state.generator, device=real.device)
-                points = eps * real + (1 - eps) * fake
-            penalty = gradient_penalty(D, points, gray, self.gp_weight)
-            loss = loss + penalty
-            logs["gp"] = penalty.item()
-        if self.r1_gamma > 0:
-            penalty = r1_penalty(D, real, gray, self.r1_gamma)
-            loss = loss + penalty
-            logs["r1"] = penalty.item()
-        logs["d_loss"] = loss.item()
+        logs = {"d_adv": loss.detach(), "d_real_logit": real_logits.detach().float().mean(),
+                "d_fake_logit": fake_logits.detach().float().mean(), "beta": beta, "noise_std": std}
         return loss, logs
 
-    def generator_loss(self, D, real: Tensor, fake: Tensor, gray: Tensor, state) -> tuple[Tensor, dict]:
+    def critic_penalty(self, critic, real: Tensor, fake: Tensor, gray: Tensor, state) -> tuple[Tensor | None, dict]:
+        """Critic regularisation phase: GP at the paper's x_F (if ``gp``) plus R1 on the clean reals (if
+        ``r1_gamma > 0``); ``None`` when neither is on."""
+        penalty, logs = None, {}
+        if self.gp:
+            if self.smoothing:  # the paper's x_F; as beta decays to 0 it becomes G(y): the penalty moves onto fakes
+                points, _, _ = instance_smoothing(real, fake, self._beta(state.iteration), state.rng)
+            else:
+                eps = torch.rand((real.shape[0], 1, 1, 1), generator=state.rng, device=real.device)
+                points = eps * real + (1 - eps) * fake
+            gp = gradient_penalty(critic, points, gray, self.gp_weight)
+            penalty, logs["gp"] = gp, gp.detach()
+        if self.r1_gamma > 0:
+            r1 = r1_penalty(critic, real, gray, self.r1_gamma)
+            penalty = r1 if penalty is None else penalty + r1
+            logs["r1"] = r1.detach()
+        return penalty, logs
+
+    def generator_loss(self, critic, real: Tensor, fake: Tensor, gray: Tensor, state) -> tuple[Tensor, dict]:
+        """Generator phase: ``recon_weight * reconstruction_loss`` plus (if ``adversarial``) the
+        non-saturating loss through the frozen critic, on the same smoothed, noised x_F as the critic saw."""
         recon = reconstruction_loss(fake, real, self.recon, self.recon_weight, self.huber_delta)
-        logs = {"recon": recon.item()}
+        logs = {"recon": recon.detach()}
         loss = recon
         if self.adversarial:
             fake_in, _, _, _ = self._critic_inputs(real, fake, state)
-            adv = generator_adversarial_loss(D(fake_in, gray), self.f)
+            adv = generator_adversarial_loss(critic(fake_in, gray), self.f)
             loss = loss + adv
-            logs["g_adv"] = adv.item()
-        logs["g_loss"] = loss.item()
+            logs["g_adv"] = adv.detach()
         return loss, logs

@@ -1,4 +1,6 @@
-"""The KTH models and loss: Simpsons colorization with cGANs and (Min-)PatchGAN.
+"""The KTH models: the generators V1-V3 and the scalar and PatchGAN discriminators of
+"Simpsons Image Colorization using cGAN and PatchGAN". The loss and patch aggregation are in
+:mod:`colorbook.losses.kth`.
 
 Hotti, Malmberg and Nystad Öhman, "Simpsons Image Colorization using cGAN and
 PatchGAN" (KTH DD2424 project, 2019). Introduced in the book's KTH chapter.
@@ -54,17 +56,12 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from colorbook.models import count_parameters  # re-exported: the book counts KTH parameters with it
-
 __all__ = [
     "GeneratorV1", "GeneratorV2", "GeneratorV3", "EncoderDecoderGenerator", "GENERATORS",
-    "ScalarDiscriminator", "PatchDiscriminator", "SCALAR_DISCRIMINATOR_SPECS",
-    "aggregate_patches", "patch_aggregation_mode", "AGGREGATION_MODES", "KTHObjective",
-    "receptive_field", "count_parameters", "make_generator", "make_discriminator",
+    "ScalarDiscriminator", "PatchDiscriminator", "SCALAR_DISCRIMINATOR_SPECS", "receptive_field",
+    "make_generator", "make_discriminator", "ConvSpec",
 ]
 
-AGGREGATION_MODES = ("mean", "softmin", "softmax")
-_EPS = 1e-6  # probabilities are clamped to [eps, 1 - eps] before any log
 
 
 @dataclass(frozen=True)
@@ -367,158 +364,3 @@ def make_discriminator(kind: str, *, variant: str = "v2", image_size: int = 256,
     raise ValueError(f"unknown discriminator kind {kind!r}: choose 'scalar' or 'patch'")
 
 
-# ---------------------------------------------------------------------------------------------
-# Patch aggregation and the Min-PatchGAN schedule
-# ---------------------------------------------------------------------------------------------
-
-def aggregate_patches(p: Tensor, mode: str = "mean", alpha: float | None = None, eps: float = _EPS) -> Tensor:
-    """One probability per image from a map of patch probabilities.
-
-    ``p``: ``(B, 1, h, w)``, ``(B, h, w)``, ``(B, N)`` or ``(B,)`` probabilities in ``[0, 1]``
-    (a ``(B,)`` input is returned clamped: a scalar discriminator has nothing to aggregate).
-    Returns ``(B,)`` in ``[eps, 1 - eps]``.
-
-    - ``"mean"``: the plain average of the patch probabilities (Avg-PatchGAN, Isola et al.).
-    - ``"softmin"`` / ``"softmax"``: the paper's eq. 3 with ``alpha = -1`` / ``+1``:
-      weights ``w = softmax(alpha * log p)`` over the patches (``w_i = p_i^alpha / sum_j p_j^alpha``)
-      and result ``exp(sum_i w_i log p_i)``, a weighted geometric mean pulled towards the least
-      (softmin) or most (softmax) real-looking patch. ``alpha`` overrides the sign/sharpness
-      (larger ``|alpha|`` comes closer to the hard min/max).
-
-    ``p`` is clamped to ``[eps, 1 - eps]`` first so that ``log`` stays finite; gradients flow
-    to every patch (through the weights and the logs).
-    """
-    if mode not in AGGREGATION_MODES:
-        raise ValueError(f"unknown aggregation mode {mode!r}: choose one of {', '.join(AGGREGATION_MODES)}")
-    if not isinstance(p, Tensor) or p.dim() < 1:
-        raise ValueError("p must be a tensor of shape (B, ...) of probabilities")
-    p = p.clamp(eps, 1.0 - eps)
-    if p.dim() == 1:
-        return p
-    flat = p.reshape(p.shape[0], -1)
-    if mode == "mean":
-        return flat.mean(dim=1)
-    if alpha is None:
-        alpha = -1.0 if mode == "softmin" else 1.0
-    log_p = flat.log()
-    weights = torch.softmax(alpha * log_p, dim=1)
-    return torch.exp((weights * log_p).sum(dim=1))
-
-
-# The pass names of one training step, and which way the aggregation leans on each once the
-# Min-PatchGAN switch has happened (as in the authors' code).
-_MIN_PATCHGAN_MODES = {"d_real": "softmin", "d_fake": "softmax", "g": "softmin"}
-
-
-def patch_aggregation_mode(aggregation: str, epoch: float, switch_epoch: float, pass_name: str) -> str:
-    """The Min-PatchGAN schedule: which :func:`aggregate_patches` mode a pass uses.
-
-    ``aggregation="mean"`` (Avg-PatchGAN): always ``"mean"``. ``aggregation="min"``
-    (Min-PatchGAN): ``"mean"`` while ``epoch < switch_epoch``, then ``"softmin"`` for the
-    discriminator's real pass (``pass_name="d_real"``) and the generator's pass (``"g"``), and
-    ``"softmax"`` for the discriminator's fake pass (``"d_fake"``): each side is judged by its
-    worst patch. ``epoch`` is fractional (iterations * batch / data set size).
-    """
-    if pass_name not in _MIN_PATCHGAN_MODES:
-        raise ValueError(f"unknown pass {pass_name!r}: choose one of {', '.join(_MIN_PATCHGAN_MODES)}")
-    if aggregation == "mean":
-        return "mean"
-    if aggregation != "min":
-        raise ValueError(f"unknown aggregation {aggregation!r}: choose 'mean' (Avg-PatchGAN) or 'min' (Min-PatchGAN)")
-    return _MIN_PATCHGAN_MODES[pass_name] if epoch >= switch_epoch else "mean"
-
-
-# ---------------------------------------------------------------------------------------------
-# The objective
-# ---------------------------------------------------------------------------------------------
-
-def _bce(p: Tensor, target: Tensor) -> Tensor:
-    """Binary cross-entropy on probabilities, in float32 and autocast-safe (``p`` already clamped)."""
-    p, target = p.float(), target.float()
-    return -(target * p.log() + (1.0 - target) * (1.0 - p).log()).mean()
-
-
-class KTHObjective:
-    """The KTH loss: BCE GAN loss with one-sided label smoothing, L1 to the ground truth,
-    and patch aggregation (mean, or Min-PatchGAN's softmin/softmax after ``switch_epoch``).
-
-    - Discriminator: ``BCE(agg(D(real)), u) + BCE(agg(D(fake)), 0)`` with ``u ~ U[lo, hi]`` per
-      sample (``label_smoothing=(0.8, 1.0)``; one-sided: fake labels stay 0).
-    - Generator: ``BCE(agg(D(fake)), 1) + l1_weight * mean|fake - real|`` on ``[0, 1]`` RGB
-      (``l1_weight=100`` is the paper's 0.392 = 100/255 on 0..255 values).
-
-    ``agg`` is the identity for a scalar discriminator's ``(B,)`` output; for a patch map it is
-    :func:`aggregate_patches` with the mode from :func:`patch_aggregation_mode`.
-
-    The epoch that decides the switch is ``state.epoch`` (iterations x batch / data-set size), or
-    ``state.iteration / iterations_per_epoch`` when ``iterations_per_epoch`` is given (the recipes'
-    full profile counts the paper's epochs of 28,000 images whatever the data set; see
-    :mod:`colorbook.kth_recipes`).
-
-    Logs (floats): ``d_loss, d_loss_real, d_loss_fake, d_real, d_fake, d_real_label`` /
-    ``g_loss, g_adv, g_l1, d_fake_g``, ``schedule_epoch``, and ``aggregation_softmin`` (1.0 once the
-    softmin/softmax aggregation is in force, else 0.0). The label-smoothing noise comes from
-    ``state.generator``.
-    """
-
-    uses_discriminator = True
-
-    def __init__(self, aggregation: str = "mean", switch_epoch: float = 5.0, l1_weight: float = 100.0,
-                 label_smoothing: tuple[float, float] = (0.8, 1.0), alpha: float = 1.0,
-                 iterations_per_epoch: float | None = None) -> None:
-        patch_aggregation_mode(aggregation, 0.0, switch_epoch, "g")  # validates `aggregation`
-        low, high = label_smoothing
-        if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"label_smoothing must be (low, high) with 0 <= low <= high <= 1, got {label_smoothing}")
-        if alpha <= 0:
-            raise ValueError("alpha is the sharpness of softmin/softmax and must be > 0 (its sign is set per pass)")
-        self.aggregation = aggregation
-        self.switch_epoch = float(switch_epoch)
-        self.l1_weight = float(l1_weight)
-        self.label_smoothing = (float(low), float(high))
-        self.alpha = float(alpha)
-        if iterations_per_epoch is not None and iterations_per_epoch <= 0:
-            raise ValueError(f"iterations_per_epoch must be > 0, got {iterations_per_epoch}")
-        self.iterations_per_epoch = iterations_per_epoch
-
-    def epoch(self, state) -> float:
-        """The epoch that drives the schedule (see the class docstring)."""
-        if self.iterations_per_epoch is None:
-            return float(state.epoch)
-        return state.iteration / self.iterations_per_epoch
-
-    def _aggregate(self, p: Tensor, state, pass_name: str) -> Tensor:
-        mode = patch_aggregation_mode(self.aggregation, self.epoch(state), self.switch_epoch, pass_name)
-        alpha = None if mode == "mean" else (-self.alpha if mode == "softmin" else self.alpha)
-        return aggregate_patches(p.float(), mode, alpha)
-
-    def switched(self, state) -> bool:
-        """True once Min-PatchGAN's softmin/softmax aggregation is in force."""
-        return self.aggregation == "min" and self.epoch(state) >= self.switch_epoch
-
-    def discriminator_loss(self, D: nn.Module, real: Tensor, fake: Tensor, gray: Tensor, state
-                           ) -> tuple[Tensor, dict[str, float]]:
-        p_real = self._aggregate(D(real, gray), state, "d_real")
-        p_fake = self._aggregate(D(fake, gray), state, "d_fake")
-        low, high = self.label_smoothing
-        noise = torch.rand(p_real.shape[0], generator=state.generator, device=state.generator.device)
-        real_labels = (low + (high - low) * noise).to(p_real.device)
-        loss_real = _bce(p_real, real_labels)
-        loss_fake = _bce(p_fake, torch.zeros_like(p_fake))
-        loss = loss_real + loss_fake
-        values = torch.stack([loss, loss_real, loss_fake, p_real.mean(), p_fake.mean(), real_labels.mean()])
-        logs = dict(zip(("d_loss", "d_loss_real", "d_loss_fake", "d_real", "d_fake", "d_real_label"),
-                        values.detach().float().tolist()))  # one device sync, not six
-        logs.update(schedule_epoch=self.epoch(state), aggregation_softmin=float(self.switched(state)))
-        return loss, logs
-
-    def generator_loss(self, D: nn.Module, real: Tensor, fake: Tensor, gray: Tensor, state
-                       ) -> tuple[Tensor, dict[str, float]]:
-        p_fake = self._aggregate(D(fake, gray), state, "g")
-        adversarial = _bce(p_fake, torch.ones_like(p_fake))
-        l1 = (fake.float() - real.float()).abs().mean()
-        loss = adversarial + self.l1_weight * l1
-        values = torch.stack([loss, adversarial, l1, p_fake.mean()]).detach().float().tolist()
-        logs = dict(zip(("g_loss", "g_adv", "g_l1", "d_fake_g"), values))
-        logs["aggregation_softmin"] = float(self.switched(state))
-        return loss, logs

@@ -1,0 +1,48 @@
+"""The DTU models: a UNet colorizer with instance-normalised skips and a ResNet critic.
+
+Introduced in chapter 3 (UNet, book/03-unet) and chapter 5 (critic, book/05-critic) of the book.
+
+Both work on CIELAB normalised to ``[0, 1]`` (see :mod:`colorbook.color`):
+the UNet reads the L channel ``(B, 1, H, W)`` and predicts a*b* ``(B, 2, H, W)``,
+which it concatenates with the input L into a full image ``(B, 3, H, W)``. The critic
+reads that 3-channel image; since L is the generator's own input, the critic is
+conditioned on L by construction.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["UNetColorizer", "ResNetCritic", "init_normal", "count_parameters", "CRITIC_ARCHS"]
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> nn.Module:
+    """DCGAN initialisation used by the DTU paper: conv/linear weights ~ N(0, std), biases 0,
+    norm scales ~ N(1, std). Returns the module for chaining."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def _double_conv(in_ch: int, out_ch: int, dropout: float = 0.0, norm: bool = True) -> nn.Sequential:
+    # BatchNorm inside the blocks (as pix2pix's UNet): with N(0, 0.02) weights and no normalisation the
+    # signal shrinks ~2x per conv, and the bottleneck's gradients fell below Adam's epsilon (~1e-11), so
+    # the network barely learned at the paper's learning rate
+    def conv(a: int, b: int) -> list[nn.Module]:
+        return [nn.Conv2d(a, b, 3, padding=1, bias=not norm), *([nn.BatchNorm2d(b)] if norm else []),
+                nn.LeakyReLU(0.2, inplace=True)]
+    layers: list[nn.Module] = [*conv(in_ch, out_ch), *conv(out_ch, out_ch)]
+    if dropout > 0:
+        layers.append(nn.Dropout2d(dropout))
+    return nn.Sequential(*layers)
+
