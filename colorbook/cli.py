@@ -10,8 +10,7 @@ import json
 import sys
 import textwrap
 
-from colorbook import evaluate, frames, reproduce
-from colorbook.colorize import colorize_files
+from colorbook import colorize, evaluate, frames, reproduce
 from colorbook.core import TrainingDiverged
 from colorbook.metrics.fid import FIDWeightsMissing
 from colorbook.provenance import command_line
@@ -19,7 +18,7 @@ from colorbook.recipes import all_recipes
 from colorbook.training.loop import train
 
 # commands defined beside the code they run: each module adds its own parser
-_COMMAND_MODULES = (frames.add_frames_subcommand, evaluate.add_evaluate_subcommand, evaluate.add_probe_subcommand,
+_COMMAND_MODULES = (colorize.add_colorize_subcommand, frames.add_frames_subcommand, evaluate.add_evaluate_subcommand, evaluate.add_probe_subcommand,
                     reproduce.add_reproduce_subcommand)
 
 
@@ -48,13 +47,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_colorize(args: argparse.Namespace) -> int:
-    written = colorize_files(args.checkpoint, args.inputs, args.out, work_size=args.work_size, device=args.device or "cpu")
-    for path in written:
-        print(path)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m colorbook",
                                      description="Colorize grayscale images with the GANs of the colorbook course.")
@@ -79,14 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=int, help="write a sample grid every N iterations")
     p.add_argument("--checkpoint-every", type=int, help="write a checkpoint every N iterations")
     p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser("colorize", help="colorize image files with a trained checkpoint")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `train` (or its directory)")
-    p.add_argument("inputs", nargs="+", help="image files: gray, RGB, RGBA or 16-bit, any size")
-    p.add_argument("--out", required=True, help="output directory for <name>_color.png")
-    p.add_argument("--work-size", type=int, help="longer side the model sees (default: max(2 x training size, 256))")
-    p.add_argument("--device", help="cpu or cuda (default cpu)")
-    p.set_defaults(func=_cmd_colorize)
 
     for add_command in _COMMAND_MODULES:
         add_command(sub)

@@ -12,6 +12,7 @@ alpha).
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +119,21 @@ def colorize_files(checkpoint: str | Path, inputs: list[str | Path], out_dir: st
         raise ValueError(f"{len(failures)} of {len(inputs)} inputs could not be read "
                          f"({len(written)} written to {out_dir}):\n  " + "\n  ".join(failures))
     return written
+
+
+def _run_colorize(args: argparse.Namespace) -> int:
+    written = colorize_files(args.checkpoint, args.inputs, args.out, work_size=args.work_size, device=args.device or "cpu")
+    for path in written:
+        print(path)
+    return 0
+
+
+def add_colorize_subcommand(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("colorize", help="colorize image files with a trained checkpoint")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `train` (or its directory)")
+    p.add_argument("inputs", nargs="+", help="image files: gray, RGB, RGBA or 16-bit, any size")
+    p.add_argument("--out", required=True, help="output directory for <name>_color.png")
+    p.add_argument("--work-size", type=int, help="longer side the model sees (default: max(2 x training size, 256))")
+    p.add_argument("--device", help="cpu or cuda (default cpu)")
+    p.set_defaults(func=_run_colorize)
+    return p
