@@ -39,7 +39,16 @@ def current_profile(explicit: str | None = None) -> str:
 def default_device(explicit: str | None = None) -> torch.device:
     """``explicit`` if given (with a clear error for CUDA on a machine without it), else cuda if available, else cpu."""
     if explicit:
-        if explicit.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {explicit!r} was asked for but CUDA is not available here: use --device cpu")
-        return torch.device(explicit)
+        try:
+            device = torch.device(explicit)
+        except (RuntimeError, ValueError):
+            raise ValueError(f"unknown device {explicit!r}: use --device cpu, cuda or cuda:N") from None
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device {explicit!r} is not supported: use --device cpu, cuda or cuda:N")
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(f"device {explicit!r} was asked for but CUDA is not available here: use --device cpu")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise ValueError(f"device {explicit!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
