@@ -6,16 +6,20 @@ unreadable image) print one clear line and exit with status 2 instead of a trace
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 import textwrap
 
 from colorbook import colorize, evaluate, frames, reproduce
 from colorbook.core import TrainingDiverged
 from colorbook.metrics.fid import FIDWeightsMissing
+from colorbook.profile import default_device
 from colorbook.provenance import command_line
-from colorbook.recipes import all_recipes
+from colorbook.recipes import all_recipes, get
 from colorbook.training.loop import train
+from colorbook.training.speed import Speed
 
 # commands defined beside the code they run: each module adds its own parser
 _COMMAND_MODULES = (colorize.add_colorize_subcommand, frames.add_frames_subcommand, evaluate.add_evaluate_subcommand, evaluate.add_probe_subcommand,
@@ -38,8 +42,17 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    metrics = train(args.recipe, args.out, profile=args.profile, iters=args.iters, device=args.device,
-                    data_root=args.data_root, resume=args.resume, seed=args.seed, batch_size=args.batch_size,
+    device = default_device(args.device)
+    speed = Speed.eager() if args.eager else Speed.default_for(device)
+    if args.compile:
+        speed = dataclasses.replace(speed, compile=True)
+    recipe = get(args.recipe)
+    if args.reg_interval is not None:
+        if args.reg_interval < 1:
+            raise ValueError(f"--reg-interval must be at least 1, got {args.reg_interval}")
+        recipe = recipe.with_options(reg_interval=args.reg_interval)
+    metrics = train(recipe, args.out, profile=args.profile, iters=args.iters, device=device, speed=speed,
+                    data_root=args.data_root, resume=args.resume, overwrite=args.overwrite, seed=args.seed, batch_size=args.batch_size,
                     sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
                     command=command_line(args.argv))
     print(json.dumps({k: metrics[k] for k in ("recipe", "profile", "status", "iterations", "seconds_per_iteration")}))
@@ -66,10 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--data-root", help="data folder (MNIST IDX files, an image folder, Places365 root, cartoon folder)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt exactly where it stopped")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run already in OUT (its checkpoint, log, metrics and samples are deleted)")
     p.add_argument("--seed", type=int, help="random seed (default: the recipe's, 0)")
     p.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     p.add_argument("--sample-every", type=int, help="write a sample grid every N iterations")
     p.add_argument("--checkpoint-every", type=int, help="write a checkpoint every N iterations")
+    p.add_argument("--reg-interval", type=int, metavar="K",
+                   help="regularise the critic every K steps with the penalty x K (lazy R1/GP, StyleGAN2); "
+                        "default 1, the papers' every-step penalty")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the generator and the critic's plain passes (costs compile time up front)")
+    p.add_argument("--eager", action="store_true",
+                   help="plain eager float32 step (no bf16 autocast, fused Adam or cuDNN benchmark on CUDA)")
     p.set_defaults(func=_cmd_train)
 
     for add_command in _COMMAND_MODULES:
@@ -90,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (`recipes -v | head -1`): not an error of ours; keep Python
+        # from complaining again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return 3

@@ -57,7 +57,9 @@ class Components:
     (learning-rate schedules, stepped once per iteration); ``reg_interval``: the critic's regularisation
     phase runs every ``reg_interval`` iterations (1 = every step, the papers' setting; k > 1 is
     StyleGAN2's lazy regularisation: the penalty is multiplied by k, and the family scaled Adam's lr and
-    betas by k / (k + 1) when it built ``opt_d``).
+    betas by k / (k + 1) when it built ``opt_d``). ``fast_generator`` / ``fast_critic``: optional compiled
+    twins that share the weights (:func:`colorbook.training.speed.accelerate`), used for the plain passes;
+    the penalties' double backward always runs through the eager ``critic``.
     """
 
     generator: nn.Module
@@ -67,6 +69,8 @@ class Components:
     opt_d: torch.optim.Optimizer | None
     schedulers: list = field(default_factory=list)
     reg_interval: int = 1
+    fast_generator: nn.Module | None = None
+    fast_critic: nn.Module | None = None
 
 
 @runtime_checkable

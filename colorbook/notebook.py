@@ -76,7 +76,8 @@ def train_or_load(recipe: "str | Recipe", name: str | None = None, *, profile: s
     if reusable:
         print(f"reusing the finished run in {out} ({metrics['iterations']} iterations)")
     else:
-        metrics = train(recipe, out, profile=profile, progress=progress, **train_kwargs)
+        # the notebooks' own run folder: a stale run of other settings is replaced
+        metrics = train(recipe, out, profile=profile, progress=progress, overwrite=True, **train_kwargs)
     generator, _ = load_generator(out / "checkpoint.pt", default_device())
     return generator, metrics, out
 

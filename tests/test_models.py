@@ -113,3 +113,23 @@ def test_instance_norm_critic_refuses_inputs_that_would_give_a_constant_score():
     scores = critic(torch.rand(4, 3, 32, 32))
     assert scores.std() > 0
     assert ResNetCritic("resnet10", norm="instance")(torch.rand(2, 3, 33, 33)).shape == (2,)
+
+
+def test_skips_pass_through_their_instance_norm():
+    """The decoder sees each skip *after* its learned-affine instance norm: setting the norms' affine to a
+    constant (scale 0, shift 0.3) must change the output; a skip that bypassed its norm would not."""
+    torch.manual_seed(0)
+    unet = UNetColorizer(depth=2, base_channels=8).eval()
+    gray = torch.rand(2, 1, 16, 16)
+    before = unet(gray)
+    captured = []
+    hook = unet.decoders[-1].register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    with torch.no_grad():
+        for norm in unet.skip_norms:
+            norm.weight.zero_()
+            norm.bias.fill_(0.3)
+    after = unet(gray)
+    hook.remove()
+    assert not torch.allclose(before, after)
+    skip_channels = captured[0][:, -unet.channels[0]:]  # the finest skip: the last channels of the decoder input
+    assert torch.allclose(skip_channels, torch.full_like(skip_channels, 0.3))

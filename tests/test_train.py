@@ -100,7 +100,7 @@ def test_reconstruction_only_recipe_trains_without_a_critic(tmp_path, tiny_lab):
     metrics = train(tiny_recipe("K"), tmp_path, iters=3, dataset=tiny_lab(16), eval_dataset=tiny_lab(4),
                     progress=False)
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert ckpt["discriminator"] is None
+    assert ckpt["critic"] is None
     assert "d_loss" not in metrics["final_losses_mean_last_50"]
 
 

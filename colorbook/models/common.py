@@ -1,18 +1,11 @@
-"""The DTU models: a UNet colorizer with instance-normalised skips and a ResNet critic.
-
-Introduced in chapter 3 (UNet, book/03-unet) and chapter 5 (critic, book/05-critic) of the book.
-
-Both work on CIELAB normalised to ``[0, 1]`` (see :mod:`colorbook.color`):
-the UNet reads the L channel ``(B, 1, H, W)`` and predicts a*b* ``(B, 2, H, W)``,
-which it concatenates with the input L into a full image ``(B, 3, H, W)``. The critic
-reads that 3-channel image; since L is the generator's own input, the critic is
-conditioned on L by construction.
+"""What the networks share: the DCGAN initialisation the DTU report prescribes, and parameter counts.
+Introduced in chapter 3 of the book (book/03-unet).
 """
 from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["UNetColorizer", "ResNetCritic", "init_normal", "count_parameters", "CRITIC_ARCHS"]
+__all__ = ["init_normal", "count_parameters"]
 
 
 def init_normal(module: nn.Module, std: float = 0.02) -> nn.Module:

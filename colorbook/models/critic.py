@@ -1,12 +1,6 @@
-"""The DTU models: a UNet colorizer with instance-normalised skips and a ResNet critic.
-
-Introduced in chapter 3 (UNet, book/03-unet) and chapter 5 (critic, book/05-critic) of the book.
-
-Both work on CIELAB normalised to ``[0, 1]`` (see :mod:`colorbook.color`):
-the UNet reads the L channel ``(B, 1, H, W)`` and predicts a*b* ``(B, 2, H, W)``,
-which it concatenates with the input L into a full image ``(B, 3, H, W)``. The critic
-reads that 3-channel image; since L is the generator's own input, the critic is
-conditioned on L by construction.
+"""The DTU critic: an untrained torchvision ResNet that reads a normalised L*a*b* image ``(B, 3, H, W)``
+and returns one logit per image. Since L is the generator's own input, the critic is conditioned on it by
+construction. Introduced in chapter 5 of the book (book/05-critic).
 """
 from __future__ import annotations
 
@@ -16,7 +10,7 @@ import torch
 import torchvision
 from torch import nn
 
-__all__ = ["UNetColorizer", "ResNetCritic", "init_normal", "count_parameters", "CRITIC_ARCHS"]
+__all__ = ["ResNetCritic", "CRITIC_ARCHS"]
 
 from colorbook.models.common import init_normal
 

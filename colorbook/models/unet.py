@@ -1,12 +1,9 @@
-"""The DTU models: a UNet colorizer with instance-normalised skips and a ResNet critic.
+"""The DTU generator: a UNet colorizer with instance-normalised skips (Xu et al. 2018, as the DTU report
+uses it). Introduced in chapter 3 of the book (book/03-unet).
 
-Introduced in chapter 3 (UNet, book/03-unet) and chapter 5 (critic, book/05-critic) of the book.
-
-Both work on CIELAB normalised to ``[0, 1]`` (see :mod:`colorbook.color`):
-the UNet reads the L channel ``(B, 1, H, W)`` and predicts a*b* ``(B, 2, H, W)``,
-which it concatenates with the input L into a full image ``(B, 3, H, W)``. The critic
-reads that 3-channel image; since L is the generator's own input, the critic is
-conditioned on L by construction.
+It works on CIELAB normalised to ``[0, 1]`` (see :mod:`colorbook.color`): it reads the L channel
+``(B, 1, H, W)``, predicts a*b* ``(B, 2, H, W)`` and concatenates them with the input L into a full image
+``(B, 3, H, W)``.
 """
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNetColorizer", "ResNetCritic", "init_normal", "count_parameters", "CRITIC_ARCHS"]
+__all__ = ["UNetColorizer"]
 
 from colorbook.models.common import init_normal
 

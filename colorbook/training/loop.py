@@ -20,10 +20,13 @@ leaving the last good checkpoint in place and ``metrics.json`` saying where it s
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -40,18 +43,28 @@ from colorbook.data import make_dataset
 from colorbook.profile import current_profile, default_device
 from colorbook.provenance import provenance
 from colorbook.recipes import Recipe, get, get_family
-from colorbook.training.checkpoint import (
-    CHECKPOINT_NAME,
-    all_finite,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from colorbook.training.checkpoint import (CHECKPOINT_NAME, CheckpointError, all_finite, load_checkpoint,
+                                          recipe_of, rng_state, save_checkpoint, set_rng_state)
+from colorbook.training.speed import Speed, accelerate
 from colorbook.training.step import prepare_batch, train_step
 from colorbook.training.stream import BatchStream, fixed_examples
 
-__all__ = ["train", "resolve_recipe", "sample_grid", "read_logs"]
+__all__ = ["train", "resolve_recipe", "sample_grid", "read_logs", "RUN_FILES", "RunFolderBusy"]
+
+try:  # POSIX advisory locks; where there are none (Windows), two runs on one folder are not detected
+    import fcntl
+except ImportError:  # pragma: no cover - not on Linux or macOS
+    fcntl = None
+
+#: what a training run writes into its folder
+RUN_FILES = (CHECKPOINT_NAME, "log.jsonl", "metrics.json", "recipe.json", "samples")
+LOCK_NAME = ".train.lock"
+# the settings a resumed run must share with its checkpoint (``iters`` may grow: that is what resuming is for)
+_RESUME_KEYS = ("name", "family", "dataset", "image_size", "batch_size", "lr", "options", "profile", "seed")
+
+
+class RunFolderBusy(ValueError):
+    """Another training process is writing to the same folder."""
 
 
 @torch.no_grad()
@@ -103,8 +116,8 @@ def _mean_recent(rows: list[dict[str, float]], key: str, last: int = 50) -> floa
     return float(np.mean(values)) if values else None
 
 
-def _finished_run_record(out_dir: Path, iters: int) -> dict[str, Any] | None:
-    """``metrics.json`` of a run in ``out_dir`` that completed at its checkpoint's iteration, which has
+def _finished_run_record(out_dir: Path, iters: int, iteration: int) -> dict[str, Any] | None:
+    """``metrics.json`` of a run in ``out_dir`` that completed at its checkpoint's ``iteration``, which has
     reached ``iters``; ``None`` when there is training left to do (or the record does not match)."""
     metrics_path = out_dir / "metrics.json"
     if not metrics_path.exists():
@@ -115,8 +128,65 @@ def _finished_run_record(out_dir: Path, iters: int) -> dict[str, Any] | None:
         raise ValueError(f"{metrics_path} is not valid JSON ({error}); move it away to resume") from None
     if not isinstance(recorded, dict) or recorded.get("status") != "completed":
         return None
-    iteration = load_checkpoint(out_dir / CHECKPOINT_NAME, mmap=True)["iteration"]
     return recorded if iteration >= iters and recorded.get("iterations") == iteration else None
+
+
+@contextlib.contextmanager
+def _run_folder_lock(out_dir: Path):
+    """Hold an exclusive lock on ``out_dir`` for the whole run: a second ``train`` on the same folder
+    fails at once instead of interleaving logs and racing on the checkpoint. The lock dies with the
+    process, so a killed run never leaves the folder locked."""
+    if fcntl is None:
+        yield
+        return
+    with open(out_dir / LOCK_NAME, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunFolderBusy(f"{out_dir} is in use by another training process (pid {holder}): wait for it "
+                                "to finish, or train into another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _existing_run(out_dir: Path) -> list[str]:
+    """What an earlier run left in ``out_dir`` (those of :data:`RUN_FILES` that exist)."""
+    found = []
+    for name in RUN_FILES:
+        path = out_dir / name
+        if path.is_dir():
+            count = sum(1 for _ in path.iterdir())
+            if count:
+                found.append(f"{name}/ ({count} files)")
+        elif path.exists():
+            found.append(name)
+    return found
+
+
+def _check_resumable(ckpt: dict[str, Any], ckpt_path: Path, recipe: Recipe) -> int:
+    """The iteration to resume from, after checking that the checkpoint was trained with ``recipe``'s
+    settings (any difference would silently relabel or change the run)."""
+    stored = json.loads(json.dumps(recipe_of(ckpt, ckpt_path).to_dict(), default=list))
+    wanted = json.loads(json.dumps(recipe.to_dict(), default=list))
+    differences = [f"{key} {stored.get(key)!r} (asked: {wanted.get(key)!r})" for key in _RESUME_KEYS
+                   if stored.get(key) != wanted.get(key)]
+    if differences:
+        raise CheckpointError(f"cannot resume {ckpt_path}: it was trained with other settings: "
+                              + "; ".join(d[:160] for d in differences)
+                              + ". Resume with the same recipe and options, or train into a new --out")
+    iteration = int(ckpt["iteration"])
+    if iteration > recipe.iters:
+        raise ValueError(f"{ckpt_path} is at iteration {iteration}, past --iters {recipe.iters}: pass --iters "
+                         f"{iteration} or more to continue it, or train into a new --out")
+    return iteration
 
 
 def resolve_recipe(recipe: str | Recipe, profile: str | None = None, *, iters: int | None = None,
@@ -135,15 +205,17 @@ def resolve_recipe(recipe: str | Recipe, profile: str | None = None, *, iters: i
 def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = None, iters: int | None = None,
           device: str | torch.device | None = None, data_root: str | Path | None = None, resume: bool = False,
           seed: int | None = None, batch_size: int | None = None, sample_every: int | None = None,
-          checkpoint_every: int | None = None, log_every: int | None = None, num_samples: int = 8,
-          progress: bool = True, dataset=None, eval_dataset=None, command: str | None = None,
-          autocast_dtype: torch.dtype | None = None) -> dict[str, Any]:
+          checkpoint_every: int | None = None, num_samples: int = 8, progress: bool = True, dataset=None,
+          eval_dataset=None, command: str | None = None, speed: Speed | None = None,
+          overwrite: bool = False) -> dict[str, Any]:
     """Train ``recipe`` and write its outputs in ``out_dir``; returns the metrics written to ``metrics.json``.
 
     ``profile``: ``quick`` or ``full`` (default: :func:`colorbook.profile.current_profile`). ``iters``,
     ``batch_size`` and ``seed`` override the recipe. ``dataset`` / ``eval_dataset`` replace the recipe's
-    data sets (used by tests and notebooks). ``log_every``: iterations between reads of the logged
-    losses from the device (default 1 on a CPU, 25 on a GPU; every iteration still gets its log line).
+    data sets (used by tests and notebooks). A folder that already holds a run is continued with
+    ``resume=True`` (same recipe and settings, more iterations), replaced with ``overwrite=True`` (its
+    checkpoint, log, metrics and sample grids are deleted first), and otherwise refused. ``speed``: the speed switches (:class:`~colorbook.training.speed.Speed`; default
+    :meth:`Speed.default_for` the device).
     Outputs: ``checkpoint.pt``, ``log.jsonl``, ``recipe.json``, ``samples/iter_XXXXXX.png`` and
     ``metrics.json``.
     """
@@ -151,12 +223,43 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
     recipe = resolve_recipe(recipe, profile, iters=iters, seed=seed, batch_size=batch_size)
     device = default_device(str(device) if device is not None else None)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder: choose a folder for the run")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create the run folder {out_dir} ({error.strerror}): choose another --out") from None
+    with _run_folder_lock(out_dir):
+        return _train_locked(recipe, out_dir, started=started, device=device, data_root=data_root, resume=resume,
+                             sample_every=sample_every, checkpoint_every=checkpoint_every,
+                             num_samples=num_samples, progress=progress, dataset=dataset,
+                             eval_dataset=eval_dataset, command=command,
+                             speed=speed or Speed.default_for(device), overwrite=overwrite)
+
+
+def _train_locked(recipe: Recipe, out_dir: Path, *, started: float, device: torch.device, data_root, resume: bool,
+                  sample_every, checkpoint_every, num_samples: int, progress: bool, dataset, eval_dataset,
+                  command: str | None, speed: Speed, overwrite: bool) -> dict[str, Any]:
     ckpt_path = out_dir / CHECKPOINT_NAME
+    for stale in out_dir.glob(f"{CHECKPOINT_NAME}*.tmp"):  # left by a run killed while saving (we hold the lock)
+        stale.unlink()
+    existing = _existing_run(out_dir)
+    if existing and not resume:
+        if not overwrite:
+            raise ValueError(f"{out_dir} already holds a training run ({', '.join(existing)}): pass --resume to "
+                             "continue it, --overwrite to replace it, or choose another --out")
+        for name in RUN_FILES:
+            path = out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
     if resume and ckpt_path.exists():
-        # Decided before any data or model is built. Keep the finished run's own record (its wall time
-        # and s/iteration): rewriting it would replace the training time with that of this no-op call.
-        finished = _finished_run_record(out_dir, recipe.iters)
+        # Decided before any data or model is built (the tensors are only mapped, not read): the checkpoint
+        # must be of this recipe and settings. Keep a finished run's own record (its wall time and
+        # s/iteration): rewriting it would replace the training time with that of this no-op call.
+        iteration = _check_resumable(load_checkpoint(ckpt_path, mmap=True), ckpt_path, recipe)
+        finished = _finished_run_record(out_dir, recipe.iters, iteration)
         if finished is not None:
             print(f"{ckpt_path} finished at iteration {finished['iterations']} (asked for {recipe.iters}): "
                   "nothing to do, keeping its metrics.json (pass a larger --iters to train further)")
@@ -178,15 +281,19 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
     start = 0
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        G.load_state_dict(ckpt["generator"])
-        parts.opt_g.load_state_dict(ckpt["opt_g"])
-        if D is not None:
-            D.load_state_dict(ckpt["discriminator"])
-            parts.opt_d.load_state_dict(ckpt["opt_d"])
-        for scheduler, state in zip(parts.schedulers, ckpt.get("schedulers", [])):
-            scheduler.load_state_dict(state)
-        set_rng_state(ckpt["rng"], objective_rng)
-        start = ckpt["iteration"]
+        start = int(ckpt["iteration"])
+        try:
+            G.load_state_dict(ckpt["generator"])
+            parts.opt_g.load_state_dict(ckpt["opt_g"])
+            if D is not None:
+                D.load_state_dict(ckpt["critic"])
+                parts.opt_d.load_state_dict(ckpt["opt_d"])
+            for scheduler, state in zip(parts.schedulers, ckpt.get("schedulers", [])):
+                scheduler.load_state_dict(state)
+            set_rng_state(ckpt["rng"], objective_rng)
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            raise CheckpointError(f"cannot resume {ckpt_path}: its states do not fit this run "
+                                  f"({str(error).splitlines()[0][:200]})") from None
         if start >= recipe.iters:
             print(f"{ckpt_path} is already at iteration {start} of {recipe.iters}: nothing to do "
                   "(pass a larger --iters to train further)")
@@ -205,14 +312,14 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
     examples = fixed_examples(eval_dataset, num_samples, space, device)
     sample_every = sample_every or max(1, recipe.iters // 5)
     checkpoint_every = checkpoint_every or max(1, recipe.iters // 4)
-    log_every = log_every or (1 if device.type == "cpu" else 25)
+    log_every = speed.log_every
     command = command if command is not None else f"colorbook.training.loop.train({recipe.name!r}, profile={recipe.profile!r})"
     run_provenance = provenance(device, command)  # taken at the start: the commit that actually ran
 
     def write_checkpoint(iteration: int) -> None:
         save_checkpoint({
             "recipe": recipe.to_dict(), "profile": recipe.profile, "iteration": iteration,
-            "generator": G.state_dict(), "discriminator": D.state_dict() if D is not None else None,
+            "generator": G.state_dict(), "critic": D.state_dict() if D is not None else None,
             "opt_g": parts.opt_g.state_dict(), "opt_d": parts.opt_d.state_dict() if parts.opt_d else None,
             "schedulers": [s.state_dict() for s in parts.schedulers], "rng": rng_state(objective_rng),
             "provenance": run_provenance,
@@ -229,6 +336,7 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
             "final_losses_mean_last_50": {k: _mean_recent(history, k) for k in sorted({k for r in history[-50:] for k in r})
                                           if k != "iteration"},
             "paper": dict(recipe.paper),
+            "speed": speed.to_dict(),
             "provenance": {**run_provenance, "wall_time_s": round(time.time() - started, 2)},
         }
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
@@ -247,6 +355,7 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
             history.append(row)
             log_file.write(json.dumps(row) + "\n")
 
+    accelerate(parts, speed)  # after the checkpoint's states were loaded
     G.train()
     if D is not None:
         D.train()
@@ -262,7 +371,9 @@ def train(recipe: str | Recipe, out_dir: str | Path, *, profile: str | None = No
                 state = TrainState(iteration, recipe.iters, stream.steps_per_epoch, objective_rng)
                 images, _ = next(batches)
                 real, gray = prepare_batch(images, dataset.color_space, space)
-                pending.append((iteration, state.epoch, train_step(parts, real, gray, state, autocast_dtype)))
+                if speed.channels_last:
+                    real, gray = (x.contiguous(memory_format=torch.channels_last) for x in (real, gray))
+                pending.append((iteration, state.epoch, train_step(parts, real, gray, state, speed.autocast_dtype)))
                 done = iteration + 1
                 sample_due = done % sample_every == 0 or done == recipe.iters
                 checkpoint_due = done % checkpoint_every == 0 or done == recipe.iters

@@ -55,6 +55,12 @@ def adam_for_interval(params: Iterable[nn.Parameter], lr: float, betas: tuple[fl
     return torch.optim.Adam(params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c))
 
 
+def _plain(fast: nn.Module | None, eager: nn.Module) -> nn.Module:
+    """The module for plain forward passes: the compiled twin when there is one (``is None``, not ``or``:
+    a compiled module has no truth value)."""
+    return eager if fast is None else fast
+
+
 def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
@@ -69,32 +75,37 @@ def critic_phase(parts: Components, real: Tensor, fake: Tensor, gray: Tensor, st
     due = state.iteration % interval == 0
     critic.requires_grad_(True)
     optimiser.zero_grad(set_to_none=True)
-    with _autocast(real.device, autocast_dtype):
-        loss, logs = objective.critic_loss(critic, real, fake, gray, state)
-    penalty = None
-    if due:
-        # penalties in float32: their double backward is unstable in reduced precision
-        with torch.autocast(real.device.type, enabled=False):
-            penalty, penalty_logs = objective.critic_penalty(critic, real.float(), fake.float(), gray.float(),
-                                                             state)
-        logs.update(penalty_logs)
-    if penalty is not None and interval == 1:
-        loss = loss + penalty
+    with _autocast(real.device, autocast_dtype):  # plain passes: through the compiled twin when there is one
+        loss, logs = objective.critic_loss(_plain(parts.fast_critic, critic), real, fake, gray, state)
+    if due and interval == 1:  # the papers' setting: one Adam step on adversarial loss + penalty
+        penalty, penalty_logs = _penalty(objective, critic, real, fake, gray, state)
+        if penalty is not None:
+            loss = loss + penalty
+            logs.update(penalty_logs)
     loss.backward()
     optimiser.step()
     logs["d_loss"] = loss.detach()
-    if penalty is not None and interval > 1:
+    if due and interval > 1:  # lazy regularisation: its own phase and step, after the main one
         optimiser.zero_grad(set_to_none=True)
-        (penalty * interval).backward()
-        optimiser.step()
+        penalty, penalty_logs = _penalty(objective, critic, real, fake, gray, state)
+        if penalty is not None:
+            (penalty * interval).backward()
+            optimiser.step()
+            logs.update(penalty_logs)
     critic.requires_grad_(False)
     return logs
+
+
+def _penalty(objective, critic: nn.Module, real: Tensor, fake: Tensor, gray: Tensor, state: TrainState):
+    # in float32 whatever the autocast setting: the penalties' double backward is unstable in reduced precision
+    with torch.autocast(real.device.type, enabled=False):
+        return objective.critic_penalty(critic, real.float(), fake.float(), gray.float(), state)
 
 
 def generator_phase(parts: Components, real: Tensor, fake: Tensor, gray: Tensor, state: TrainState,
                     autocast_dtype: torch.dtype | None = None) -> Logs:
     """The generator's phase: its loss through the frozen critic, one optimiser step."""
-    critic = parts.critic if parts.objective.uses_critic else None
+    critic = _plain(parts.fast_critic, parts.critic) if parts.objective.uses_critic else None
     parts.opt_g.zero_grad(set_to_none=True)
     with _autocast(real.device, autocast_dtype):
         loss, logs = parts.objective.generator_loss(critic, real, fake, gray, state)
@@ -114,7 +125,7 @@ def train_step(parts: Components, real: Tensor, gray: Tensor, state: TrainState,
     penalties in float32. Returns the logs: detached scalar tensors (and plain floats), not yet read
     from the device.
     """
-    generator = parts.generator
+    generator = _plain(parts.fast_generator, parts.generator)
     with _autocast(real.device, autocast_dtype):
         fake = generator(gray)
     logs: Logs = {}
