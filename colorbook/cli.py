@@ -12,7 +12,7 @@ import os
 import sys
 import textwrap
 
-from colorbook import colorize, evaluate, frames, reproduce
+from colorbook import bench, colorize, evaluate, frames, reproduce
 from colorbook.core import TrainingDiverged
 from colorbook.metrics.fid import FIDWeightsMissing
 from colorbook.profile import default_device
@@ -23,7 +23,7 @@ from colorbook.training.speed import Speed
 
 # commands defined beside the code they run: each module adds its own parser
 _COMMAND_MODULES = (colorize.add_colorize_subcommand, frames.add_frames_subcommand, evaluate.add_evaluate_subcommand, evaluate.add_probe_subcommand,
-                    reproduce.add_reproduce_subcommand)
+                    reproduce.add_reproduce_subcommand, bench.add_bench_subcommand)
 
 
 def _cmd_recipes(args: argparse.Namespace) -> int:

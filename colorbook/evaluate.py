@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,14 +28,56 @@ from colorbook.metrics.digits import classifier_frechet_distance
 from colorbook.metrics.fid import compute_fid, find_inception_weights
 from colorbook.metrics.image import ImageMetrics
 from colorbook.metrics.mnist import MNISTMetrics
+from colorbook.profile import default_device
 from colorbook.provenance import command_line, provenance
 from colorbook.recipes import get_family
 from colorbook.training.checkpoint import load_checkpoint, load_generator
 from colorbook.training.step import critic_phase, prepare_batch
 from colorbook.training.stream import BatchStream, spread_indices
 
-__all__ = ["generate", "evaluate_checkpoint", "evaluate_generator", "probe_critic", "add_evaluate_subcommand",
-           "add_probe_subcommand"]
+__all__ = ["generate", "evaluate_checkpoint", "evaluate_generator", "probe_critic", "check_output_file",
+           "add_evaluate_subcommand", "add_probe_subcommand"]
+
+#: The MNIST metrics' digit classifier reads 32x32 colorized MNIST (colorbook.metrics.digits) only.
+MNIST_METRICS_SIZE = 32
+
+
+def _check_n(n: int | None, option: str = "--n") -> None:
+    """Refuse a non-positive image count before any work (else it fails only once the data is loaded)."""
+    if n is not None and n < 1:
+        raise ValueError(f"{option} must be at least 1 (the number of test images to evaluate on), got {n}")
+
+
+def check_output_file(path: str | Path, option: str = "--out", example: str = "evaluation.json") -> Path:
+    """``path`` as a :class:`Path` if a file can be written there; else one clear :class:`ValueError`.
+
+    Called before an evaluation starts, so that a directory, a path under a file or an unwritable folder
+    is reported at once instead of after minutes of work whose result would then be lost. ``example``
+    is the file name suggested inside a directory (not ``metrics.json``: a run folder's training record).
+    """
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise ValueError(f"{option} {out} is a directory: give a file name such as {out / example}")
+    # the nearest folder that exists is where the missing ones (if any) will be created
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {out} cannot be written: {parent} is a file, not a folder; "
+                         "choose another output path")
+    target = out if out.exists() else parent
+    if not os.access(target, os.W_OK) or (target == parent and not os.access(parent, os.X_OK)):
+        raise ValueError(f"{option} {out} cannot be written: no write permission for {target}; "
+                         "choose another output path")
+    return out
+
+
+def _check_mnist_size(image_size: int, what: str) -> None:
+    """The MNIST metrics need 32x32 digits: refuse other sizes before the slow generation, not after."""
+    if image_size != MNIST_METRICS_SIZE:
+        raise ValueError(f"{what} works on {image_size}x{image_size} images, but the MNIST metrics (digit "
+                         f"classifier) need {MNIST_METRICS_SIZE}x{MNIST_METRICS_SIZE} colorized MNIST: evaluate it "
+                         "on the data set it was trained on (leave out --dataset)")
 
 
 @torch.no_grad()
@@ -67,8 +110,11 @@ def evaluate_generator(generator: torch.nn.Module, dataset, *, dataset_name: str
                        device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
     """Every metric for ``generator`` on ``dataset`` (see the module docstring); plain floats in a dict."""
     started = time.time()
+    _check_n(n, "n")
     if fid:  # fail at once, before any work, when the Inception weights are missing
         find_inception_weights(fid_weights)
+    if dataset_name == "mnist" and len(dataset) > 0:  # one item is cheap; the generation below is not
+        _check_mnist_size(int(dataset[0][0].shape[-1]), "this data set")
     real, fake, labels = generate(generator, dataset, n, device=device, progress=progress)
     space = generator.color_space
     result: dict[str, Any] = {"dataset": dataset_name, "n": int(real.shape[0]), "image_size": int(real.shape[-1])}
@@ -95,11 +141,19 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None, d
                         n: int | None = None, fid: bool = False, fid_weights: str | None = None,
                         device: str | torch.device = "cpu", progress: bool = True,
                         command: str | None = None) -> dict[str, Any]:
-    """Evaluate a checkpoint of any recipe on the test split of its data set (or ``dataset``)."""
+    """Evaluate a checkpoint of any recipe on the test split of its data set (or ``dataset``).
+
+    Bad input (``n`` below 1, an unknown or missing ``device``, missing FID weights, a checkpoint whose
+    images do not fit the MNIST metrics) fails with one clear error before any images are generated.
+    """
+    _check_n(n)
+    device = default_device(str(device))  # one clear line for "gpu", or cuda without CUDA
     if fid:  # before anything else: a missing weight file must fail at once
         find_inception_weights(fid_weights)
     generator, recipe = load_generator(checkpoint, device)
     name = dataset or recipe.dataset
+    if name == "mnist":
+        _check_mnist_size(recipe.image_size, f"{checkpoint} (recipe {recipe.name}, trained on {recipe.dataset!r})")
     if name != recipe.dataset:
         print(f"note: {recipe.name} was trained on {recipe.dataset!r}; evaluating on {name!r}")
     test = make_dataset(name, "test", data_root=data_root, image_size=recipe.image_size, profile=recipe.profile,
@@ -133,7 +187,8 @@ def probe_critic(checkpoint: str | Path, *, r1_gammas: Sequence[float] = (0.0, 1
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    device = torch.device(device)
+    _check_n(n_eval)
+    device = default_device(str(device))  # one clear line for "gpu", or cuda without CUDA
     run_provenance, run_started = provenance(device, command), time.time()  # the commit that actually runs
     generator, recipe = load_generator(checkpoint, device)
     generator.requires_grad_(False)
@@ -199,6 +254,8 @@ def _run_probe(args: argparse.Namespace) -> int:
         gammas = [float(g) for g in args.r1_gammas.split(",") if g.strip()]
     except ValueError:
         raise ValueError(f"--r1-gammas must be comma-separated numbers such as 0,1,10, got {args.r1_gammas!r}") from None
+    _check_n(args.n)
+    check_output_file(args.out, example="critic-probe.json")  # before the probe: not lost to a bad --out
     result = probe_critic(args.checkpoint, r1_gammas=gammas, steps=args.steps, n_eval=args.n,
                           device=args.device or "cpu", seed=args.seed, command=command_line(getattr(args, "argv", None)))
     out = _write_json(result, args.out)
@@ -224,6 +281,8 @@ def add_probe_subcommand(subparsers) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    _check_n(args.n)
+    check_output_file(args.out)  # before the evaluation: its result must not be lost to a bad --out
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root, n=args.n,
                                  fid=args.fid, fid_weights=args.fid_weights, device=args.device or "cpu",
                                  command=command_line(getattr(args, "argv", None)))

@@ -16,7 +16,8 @@ import numpy as np
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from colorbook.data.cartoons import SPLITS, _cv2, make_cartoon, split_counts
+from colorbook.data.cartoons import _cv2, make_cartoon
+from colorbook.data.images import SPLITS, split_counts
 
 _VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
 
@@ -167,10 +168,38 @@ def _square(frame_bgr: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
+def _earlier_frames(out_dir: Path) -> list[Path]:
+    """What an earlier run of :func:`extract_frames` left in ``out_dir``: ``frames.json`` and the
+    PNG files directly inside ``train/``, ``val/``, ``test/`` and ``gray/<split>/``."""
+    found = [out_dir / "frames.json"] if (out_dir / "frames.json").is_file() else []
+    for folder in [out_dir / s for s in SPLITS] + [out_dir / "gray" / s for s in SPLITS]:
+        if folder.is_dir():
+            found += sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file())
+    return found
+
+
+def _describe_files(out_dir: Path, files: Sequence[Path]) -> str:
+    """``frames.json and 36 PNG files in train/, val/, gray/train/`` for a refusal message."""
+    pngs = [f for f in files if f != out_dir / "frames.json"]
+    folders = sorted({f.parent.relative_to(out_dir).as_posix() + "/" for f in pngs})
+    parts = (["frames.json"] if len(pngs) < len(files) else []) + \
+        ([f"{len(pngs)} PNG files in {', '.join(folders)}"] if pngs else [])
+    return " and ".join(parts)
+
+
+def _why_no_frames(duration_s: float, every_s: float, skip_start_s: float, skip_end_s: float) -> str:
+    """One line saying why a video of ``duration_s`` seconds gives no frame, and what changes it."""
+    skipped = (f"{skip_start_s:g} s are skipped at each end" if skip_start_s == skip_end_s else
+               f"{skip_start_s:g} s are skipped at the start and {skip_end_s:g} s at the end")
+    return (f"it lasts {duration_s:.1f} s, but {skipped} (--skip-start, --skip-end), which leaves no time to take "
+            f"a frame from (one every {every_s:g} s, --every): lower --skip-start and --skip-end, "
+            "e.g. --skip-start 0 --skip-end 0")
+
+
 def extract_frames(videos: Iterable[str | Path], out_dir: str | Path, every_s: float = 15.0,
                    skip_start_s: float = 60.0, skip_end_s: float = 60.0, size: int = 256,
                    split: Sequence[float] = (28, 7, 1), seed: int = 0, save_gray: bool = True,
-                   method: str = "seek", progress: bool = True) -> dict:
+                   method: str = "seek", progress: bool = True, overwrite: bool = False) -> dict:
     """Build a frame data set from video files, as the KTH paper built its Simpsons set.
 
     For each video: times ``skip_start_s, skip_start_s + every_s, ...`` up to ``duration -
@@ -189,7 +218,13 @@ def extract_frames(videos: Iterable[str | Path], out_dir: str | Path, every_s: f
     Returns a summary dict: ``videos`` (per video: ``path``, ``fps``, ``frames``, ``duration_s``,
     ``timestamps``, ``frame_indices``, ``files``), ``counts`` (per split), ``skipped`` (``[{"path",
     "reason"}]`` for unreadable videos), ``failed_frames`` (frames that could not be decoded),
-    ``settings``. It is also written to ``out_dir/frames.json``.
+    ``settings``. It is also written to ``out_dir/frames.json``. A video too short to give a frame
+    has ``reason`` (one line: its duration, the seconds skipped, the options that change it).
+
+    Refused with one ``ValueError`` line before anything is written: ``out_dir`` is a file;
+    ``out_dir`` holds an earlier run (``frames.json`` or PNGs in ``train/``, ``val/``, ``test/``,
+    ``gray/<split>/``) and ``overwrite`` is false -- with ``overwrite`` exactly those files are
+    removed first, nothing else in ``out_dir``; no video gives any frame (each one's reason).
     """
     cv2 = _cv2()
     if method not in ("seek", "scan"):
@@ -200,6 +235,12 @@ def extract_frames(videos: Iterable[str | Path], out_dir: str | Path, every_s: f
     if not videos:
         raise ValueError("no video files given")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder: give a folder for the frames")
+    earlier = _earlier_frames(out_dir)
+    if earlier and not overwrite:
+        raise ValueError(f"{out_dir} already holds frames of an earlier run ({_describe_files(out_dir, earlier)}): "
+                         "pass --overwrite (overwrite=True) to remove them first, or choose another --out")
     settings = {"every_s": every_s, "skip_start_s": skip_start_s, "skip_end_s": skip_end_s, "size": size,
                 "split": list(split), "seed": seed, "method": method, "save_gray": save_gray,
                 "gray_formula": "0.299 R + 0.587 G + 0.114 B (BT.601, cv2.COLOR_BGR2GRAY)"}
@@ -226,7 +267,14 @@ def extract_frames(videos: Iterable[str | Path], out_dir: str | Path, every_s: f
         per_video.append({"path": str(info.path), "fps": info.fps, "frames": info.frame_count,
                           "duration_s": round(duration, 3), "timestamps": times, "frame_indices": indices,
                           "files": []})
+        if not times:
+            per_video[-1]["reason"] = _why_no_frames(duration, every_s, skip_start_s, skip_end_s)
         jobs += [(v, t, i) for t, i in zip(times, indices)]
+    if not jobs:
+        problems = [f"{item['path']}: {item['reason']}" for item in skipped + per_video if "reason" in item]
+        raise ValueError("no frames to take: " + "; ".join(problems))
+    for path in earlier:  # only now: a refused or failing run leaves the earlier frames alone
+        path.unlink()
     counts = split_counts(len(jobs), split)
     order = np.random.default_rng(seed).permutation(len(jobs))
     split_of: dict[int, str] = {}
@@ -319,18 +367,24 @@ def add_frames_subcommand(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--no-gray", action="store_true", help="do not write the gray/ copies")
     parser.add_argument("--method", choices=("seek", "scan"), default="seek",
                         help="seek to each frame (fast) or decode sequentially (robust)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="remove the frames of an earlier run in --out first (frames.json and the PNGs in "
+                             "train/, val/, test/, gray/); without it such a folder is refused")
     parser.set_defaults(func=run_frames_command)
     return parser
 
 
 def run_frames_command(args: argparse.Namespace) -> int:
-    """Handler of ``frames``: runs :func:`extract_frames` and prints a short report. Exit status 0,
-    or 1 when no frame could be written."""
+    """Handler of ``frames``: runs :func:`extract_frames` and prints a short report (a video that
+    gives no frame says why). Exit status 0, or 1 when no frame could be written (all failed to
+    decode); bad input raises ``ValueError`` (the CLI prints it, exit status 2)."""
     summary = extract_frames(args.videos, args.out, every_s=args.every, skip_start_s=args.skip_start,
                              skip_end_s=args.skip_end, size=args.size, split=args.split, seed=args.seed,
-                             save_gray=not args.no_gray, method=args.method)
+                             save_gray=not args.no_gray, method=args.method, overwrite=args.overwrite)
     for video in summary["videos"]:
-        print(f"{video['path']}: {len(video['files'])} frames ({video['duration_s']:.1f} s at {video['fps']:.3g} fps)")
+        why = f": {video['reason']}" if "reason" in video else ""
+        print(f"{video['path']}: {len(video['files'])} frames ({video['duration_s']:.1f} s at {video['fps']:.3g} fps)"
+              f"{why}")
     for item in summary["skipped"]:
         print(f"skipped {item['path']}: {item['reason']}")
     if summary["failed_frames"]:

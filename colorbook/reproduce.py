@@ -12,7 +12,12 @@ the checkpoint (:mod:`colorbook.evaluate`) and writes
 - a small sample grid PNG beside it, only when the data is the project's own offline default
   (images from ``--data-root`` such as the development data are never copied into ``results/``);
 - ``results/<table>/[quick/]README.md``: a markdown table of all recorded configurations beside the
-  paper's reported numbers.
+  paper's reported numbers (other JSON files in the folder, such as ``H-critic-probe.json``, are left
+  out).
+
+A record is never replaced by a run with other settings (profile, iterations, batch size, image size,
+data set and data root, seed, resolved options) unless ``--overwrite`` is given; this is checked for
+every configuration before any training starts. A re-run with the same settings replaces the record.
 """
 from __future__ import annotations
 
@@ -31,17 +36,21 @@ from colorbook.metrics.fid import FIDWeightsMissing, find_inception_weights
 from colorbook.profile import check_profile, current_profile, default_device
 from colorbook.provenance import REPO_ROOT, command_line, provenance, short_commit
 from colorbook.training.checkpoint import load_generator
-from colorbook.training.loop import sample_grid, train
+from colorbook.training.loop import resolve_recipe, sample_grid, train
 from colorbook.training.stream import fixed_examples
 
 __all__ = ["reproduce", "results_dir", "write_markdown_table", "separate_training", "add_reproduce_subcommand",
-           "TABLES"]
+           "TABLES", "RECORD_SETTINGS"]
 
 TABLES = ("dtu-mnist", "dtu-scenes", "kth")
 _COLUMNS = [("hue_accuracy", "hue acc."), ("chroma_ratio", "chroma ratio"),
             ("classifier_frechet_distance", "classifier FD"), ("psnr_ab", "PSNR a*b* (dB)"),
             ("ssim_rgb", "SSIM RGB"), ("colourfulness_ratio", "colourfulness ratio"),
             ("ab_hist_hellinger", "a*b* hist. Hellinger")]
+#: The entries of a record that define the experiment: a run that differs in any of them measures
+#: something else and may replace the record only when asked (``--overwrite``).
+RECORD_SETTINGS = ("profile", "iterations", "batch_size", "image_size", "dataset", "data_root", "seed", "options")
+_NOT_RECORDED = "not recorded"
 
 
 def results_dir(table: str, profile: str, root: str | Path | None = None) -> Path:
@@ -65,10 +74,35 @@ def _format(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _read_json(path: Path) -> Any:
+    """The JSON in ``path``; a corrupt file is named in one clear :class:`ValueError`."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); repair it or move it away") from None
+
+
+def _config_records(table: str, folder: Path) -> dict[str, dict[str, Any]]:
+    """The configuration records in ``folder``: ``<config>.json`` for a configuration of ``table``
+    holding ``metrics``. Other JSON files there (``H-critic-probe.json``, notes) are not records."""
+    configs = {recipe.name for recipe in recipes.table(table)}
+    records = {}
+    for path in sorted(folder.glob("*.json")):
+        if path.stem not in configs:
+            continue
+        record = _read_json(path)
+        if isinstance(record, dict) and isinstance(record.get("metrics"), dict):
+            records[path.stem] = record
+    return records
+
+
 def write_markdown_table(table: str, profile: str, root: str | Path | None = None) -> Path:
-    """(Re)write the markdown summary of every recorded configuration of ``table`` in ``profile``."""
+    """(Re)write the markdown summary of every recorded configuration of ``table`` in ``profile``.
+
+    Reads only configuration records (``<config>.json`` with ``metrics``); other JSON files are skipped.
+    """
     folder = results_dir(table, profile, root)
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    records = list(_config_records(table, folder).values())
     metric_keys = [(k, title) for k, title in _COLUMNS if any(k in r["metrics"] for r in records)]
     has_fid = any(isinstance(r["metrics"].get("fid"), dict) for r in records)
     header = ["config", "what", *[t for _, t in metric_keys]] + (["FID (ours)"] if has_fid else []) + \
@@ -98,6 +132,62 @@ def write_markdown_table(table: str, profile: str, root: str | Path | None = Non
     return path
 
 
+def _normalised(value: Any) -> Any:
+    """``value`` as it reads back from a JSON record (tuples become lists), so that the two compare."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _planned_settings(recipe_name: str, profile: str, iters: int | None, data_root: str | None) -> dict[str, Any]:
+    """The :data:`RECORD_SETTINGS` a run will record, known before it trains (as ``train`` resolves them)."""
+    run = resolve_recipe(recipe_name, profile, iters=iters)
+    return _normalised({"profile": profile, "iterations": run.iters, "batch_size": run.batch_size,
+                        "image_size": run.image_size, "dataset": run.dataset, "data_root": _data_root_entry(data_root),
+                        "seed": run.seed, "options": dict(run.options)})
+
+
+def _data_root_entry(data_root: str | Path | None) -> str | None:
+    # resolved, so that "data" and "./data" are the same data and a different folder is not
+    return None if data_root is None else str(Path(data_root).expanduser().resolve())
+
+
+def _recorded_settings(record: dict[str, Any], path: Path) -> dict[str, Any]:
+    settings = {key: record.get(key, _NOT_RECORDED) for key in RECORD_SETTINGS}
+    if "data_root" not in record:
+        # Records written before data_root was recorded: their sample grid is written only for the
+        # project's offline default data, so one beside the record means "no --data-root".
+        settings["data_root"] = None if path.with_suffix(".png").exists() else _NOT_RECORDED
+    return _normalised(settings)
+
+
+def _differences(recorded: dict[str, Any], planned: dict[str, Any]) -> list[str]:
+    """``"name recorded -> planned"`` for each setting that differs (options key by key)."""
+    changes = []
+    for key in RECORD_SETTINGS:
+        old, new = recorded.get(key), planned.get(key)
+        if old == new:
+            continue
+        if key == "options" and isinstance(old, dict) and isinstance(new, dict):
+            changes += [f"options.{k} {old.get(k, 'unset')!r} -> {new.get(k, 'unset')!r}"
+                        for k in sorted(set(old) | set(new)) if old.get(k, _NOT_RECORDED) != new.get(k, _NOT_RECORDED)]
+        else:
+            changes.append(f"{key} {old!r} -> {new!r}")
+    return changes
+
+
+def _check_replaceable(path: Path, planned: dict[str, Any], overwrite: bool) -> None:
+    """Refuse, in one line, to replace the record at ``path`` with one of other settings unless asked."""
+    if overwrite or not path.exists():
+        return
+    record = _read_json(path)
+    if not isinstance(record, dict) or "metrics" not in record:
+        raise ValueError(f"{path} exists but is not a reproduce record; move it away or pass --overwrite "
+                         "(overwrite=True) to replace it")
+    changes = _differences(_recorded_settings(record, path), planned)
+    if changes:
+        raise ValueError(f"{path} was recorded with other settings ({'; '.join(changes)}); not replacing it: "
+                         "pass --overwrite (overwrite=True) to replace it, or --results DIR to record elsewhere")
+
+
 def _fid_available(weights: str | None) -> bool:
     try:
         find_inception_weights(weights)
@@ -109,11 +199,17 @@ def _fid_available(weights: str | None) -> bool:
 def reproduce(table: str, profile: str, configs: list[str] | None = None, *, iters: int | None = None,
               device: str | None = None, data_root: str | None = None, runs_root: str | Path | None = None,
               results_root: str | Path | None = None, n_eval: int | None = None, fid: str = "auto",
-              fid_weights: str | None = None, command: str | None = None, progress: bool = True) -> list[Path]:
+              fid_weights: str | None = None, command: str | None = None, progress: bool = True,
+              overwrite: bool = False) -> list[Path]:
     """Train + evaluate each configuration of ``table`` and record it; returns the JSON paths written.
 
     ``fid``: ``"yes"`` (fail at once without weights), ``"no"``, or ``"auto"`` (compute it when the
     Inception weights are on this machine, else record why it is missing).
+
+    An existing ``<config>.json`` (and its PNG) is replaced only by a run with the same
+    :data:`RECORD_SETTINGS` (a re-run of the same experiment), or when ``overwrite`` is true; otherwise a
+    :class:`ValueError` names the file and the differing settings, raised for every configuration
+    before any training starts.
     """
     check_profile(profile)
     rows = recipes.table(table)
@@ -131,6 +227,13 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
     command = command or command_line()
     runs = Path(runs_root) if runs_root is not None else REPO_ROOT / "runs"
     out_folder = results_dir(table, profile, results_root)
+    # Before any training: every record this run would replace, and every record the summary table reads
+    # (a corrupt one would otherwise stop the run after the first configuration had trained).
+    planned = {recipe.name: _planned_settings(recipe.name, profile, iters, data_root) for recipe in rows}
+    for recipe in rows:
+        _check_replaceable(out_folder / f"{recipe.name}.json", planned[recipe.name], overwrite)
+    if out_folder.is_dir():
+        _config_records(table, out_folder)
     out_folder.mkdir(parents=True, exist_ok=True)
     written = []
     for recipe in rows:
@@ -149,6 +252,7 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
             "table": table, "config": recipe.name, "summary": recipe.summary, "profile": profile,
             "iterations": metrics["iterations"], "batch_size": train_metrics["batch_size"],
             "image_size": train_metrics["image_size"], "dataset": train_metrics["dataset"],
+            "data_root": _data_root_entry(data_root),
             "dataset_size_train": train_metrics["dataset_size"], "dataset_size_eval": metrics["dataset_size"],
             "n_eval": metrics["n"], "seed": train_metrics["seed"], "options": dict(resolved.options),
             "paper": dict(recipe.paper), "metrics": {k: v for k, v in metrics.items()
@@ -163,13 +267,18 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
                            "training_wall_time_s": train_metrics["provenance"].get("wall_time_s")},
         }
         path = out_folder / f"{recipe.name}.json"
+        # Again with what was actually recorded: a finished run found in the runs folder may hold more
+        # iterations than asked for, which the check before training could not know.
+        _check_replaceable(path, _recorded_settings(record, path), overwrite)
         path.write_text(json.dumps(record, indent=2, default=str))
         written.append(path)
+        grid = out_folder / f"{recipe.name}.png"
         if data_root is None:  # only the project's own offline data may be shown
             generator, _ = load_generator(run / "checkpoint.pt", device)
             eval_set = make_dataset(resolved.dataset, "test", image_size=resolved.image_size, profile=profile)
-            sample_grid(generator, fixed_examples(eval_set, 10, generator.color_space, torch.device(device)),
-                        out_folder / f"{recipe.name}.png")
+            sample_grid(generator, fixed_examples(eval_set, 10, generator.color_space, torch.device(device)), grid)
+        elif grid.exists():  # an earlier record's grid would pass for this record's samples
+            grid.unlink()
         write_markdown_table(table, profile, results_root)
         print(f"{recipe.name}: wrote {path}")
     return written
@@ -179,7 +288,8 @@ def _run(args: argparse.Namespace) -> int:
     command = command_line(getattr(args, "argv", None))
     reproduce(args.table, current_profile(args.profile), args.configs.split(",") if args.configs else None,
               iters=args.iters, device=args.device, data_root=args.data_root, results_root=args.results,
-              runs_root=args.runs, n_eval=args.n, fid=args.fid, fid_weights=args.fid_weights, command=command)
+              runs_root=args.runs, n_eval=args.n, fid=args.fid, fid_weights=args.fid_weights, command=command,
+              overwrite=args.overwrite)
     return 0
 
 
@@ -198,5 +308,8 @@ def add_reproduce_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--fid-weights", help="path to the pytorch-fid Inception weights")
     p.add_argument("--results", help="results folder (default: <repo>/results)")
     p.add_argument("--runs", help="training runs folder (default: <repo>/runs)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace recorded results made with other settings (iterations, batch size, data, "
+                        "seed, options); without it such a run stops before training")
     p.set_defaults(func=_run)
     return p

@@ -184,6 +184,63 @@ def test_extract_frames_split_gray_and_report(videos, tmp_path):
     assert sorted(p.name for p in (tmp_path / "again" / "test").glob("*.png")) == [p.name for p in files["test"]]
 
 
+def test_rerunning_into_the_same_folder_is_refused_or_needs_overwrite(videos, tmp_path):
+    """A rerun used to rewrite frames.json and leave the earlier run's PNGs beside the new ones."""
+    settings = dict(every_s=2, skip_start_s=0, skip_end_s=0, size=32, progress=False)
+    first = extract_frames([videos["clip"]], tmp_path, **settings)
+    (tmp_path / "notes.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError) as caught:
+        extract_frames([videos["other"]], tmp_path, **settings)
+    message = str(caught.value)
+    assert "frames.json" in message and "20 PNG files" in message and "--overwrite" in message
+    assert "\n" not in message
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing touched
+    second = extract_frames([videos["other"]], tmp_path, overwrite=True, **settings)
+    pngs = {p.name for p in tmp_path.glob("*/*.png")} | {p.name for p in tmp_path.glob("gray/*/*.png")}
+    assert pngs == {Path(f).name for v in second["videos"] for f in v["files"]}
+    assert not any(Path(f).exists() for v in first["videos"] for f in v["files"])
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # only the frames of the earlier run go
+
+
+def test_the_frames_command_refuses_a_used_folder_in_one_line(videos, tmp_path, capsys):
+    cli = pytest.importorskip("colorbook.cli")
+    argv = ["frames", str(videos["clip"]), "--out", str(tmp_path), "--every", "5", "--skip-start", "0",
+            "--skip-end", "0", "--size", "32"]
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "already holds frames" in err and len(err.strip().splitlines()) == 1
+    assert cli.main(argv + ["--overwrite"]) == 0
+    assert len(list(tmp_path.glob("*/*.png"))) == 4
+
+
+def test_a_short_video_says_why_it_gives_no_frames(videos, tmp_path, capsys):
+    """A 12-second video with the paper's defaults used to report "0 frames" and nothing else."""
+    with pytest.raises(ValueError) as caught:
+        extract_frames([videos["other"]], tmp_path, progress=False)
+    message = str(caught.value)
+    assert "12.0 s" in message and "60 s are skipped at each end" in message
+    for option in ("--skip-start", "--skip-end", "--every"):
+        assert option in message
+    assert "\n" not in message and not list(tmp_path.iterdir())  # refused before writing anything
+    cli = pytest.importorskip("colorbook.cli")
+    assert cli.main(["frames", str(videos["other"]), "--out", str(tmp_path / "out")]) == 2
+    assert "60 s are skipped at each end" in capsys.readouterr().err
+    # beside a long enough video, the short one is reported with its reason
+    assert cli.main(["frames", str(videos["other"]), str(videos["long"]), "--out", str(tmp_path / "both"),
+                     "--size", "32", "--skip-start", "50", "--skip-end", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "other.avi: 0 frames" in out and "50 s are skipped at each end (--skip-start, --skip-end)" in out
+
+
+def test_frames_out_must_be_a_folder(videos, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        extract_frames([videos["clip"]], tmp_path / "file", progress=False)
+
+
 def test_extract_frames_input_errors(tmp_path):
     with pytest.raises(ValueError, match="no video"):
         extract_frames([], tmp_path)
@@ -255,7 +312,7 @@ def test_flat_folder_is_split_deterministically_and_completely(tmp_path):
     assert not (names["train"] & names["val"]) and not (names["train"] & names["test"])
     assert [len(names[s]) for s in ("train", "val", "test")] == list(split_counts(13).values())
     assert names["train"] == {p.name for p in CartoonFolder(tmp_path / "art", "train", 32).files}
-    assert {p.name for p in CartoonFolder(tmp_path / "art", "train", 32, seed=1).files} != names["train"]
+    assert {p.name for p in CartoonFolder(tmp_path / "art", "train", 32, split_seed=1).files} != names["train"]
 
 
 def test_folder_images_are_padded_with_white_or_centre_cropped(tmp_path):

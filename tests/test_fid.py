@@ -68,6 +68,65 @@ def test_eigh_method_agrees_with_pytorch_fid(samples):
     assert frechet_distance(mu1, s1, mu2, s2, method="eigh") == pytest.approx(reference, rel=1e-6)
 
 
+def test_pytorch_fid_method_gives_pytorch_fids_own_number():
+    """Where the installed SciPy still takes `disp`, pytorch-fid's function itself is the reference."""
+    import warnings
+
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(2)
+    mu1, s1 = statistics(rng.normal(size=(300, 16)))
+    mu2, s2 = statistics(rng.normal(size=(300, 16)) * 0.7 + 0.3)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            reference = calculate_frechet_distance(mu1, s1, mu2, s2)
+    except TypeError as error:  # a SciPy that rejects disp: nothing to compare with
+        pytest.skip(f"pytorch-fid does not run on this SciPy ({error})")
+    assert frechet_distance(mu1, s1, mu2, s2, method="pytorch-fid") == pytest.approx(reference, rel=1e-12)
+
+
+def test_frechet_distance_never_passes_disp_to_sqrtm(monkeypatch):
+    """SciPy > 1.17 has no `sqrtm(disp=...)`: every Frechet distance must still work (pytorch-fid 0.3.0's
+    own function, which passes disp=False, would raise TypeError here)."""
+    import scipy.linalg
+
+    real_sqrtm = scipy.linalg.sqrtm
+    calls = []
+
+    def sqrtm_without_disp(matrix, **kwargs):
+        if "disp" in kwargs:
+            raise TypeError("sqrtm() got an unexpected keyword argument 'disp'")
+        calls.append(matrix.shape)
+        return real_sqrtm(matrix, **kwargs)
+
+    monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm_without_disp)
+    rng = np.random.default_rng(3)
+    mu1, s1 = statistics(rng.normal(size=(100, 6)))
+    mu2, s2 = statistics(rng.normal(size=(100, 6)) + 0.5)
+    values = {method: frechet_distance(mu1, s1, mu2, s2, method=method) for method in FRECHET_METHODS}
+    assert calls, "the pytorch-fid method no longer goes through scipy's sqrtm"
+    assert values["pytorch-fid"] == pytest.approx(values["eigh"], rel=1e-9) and values["eigh"] > 1.0
+    # the closed forms, one-dimensional and diagonal, through every method
+    for method in FRECHET_METHODS:
+        assert frechet_distance(1.0, 4.0, 3.0, 9.0, method=method) == pytest.approx(4 + 4 + 9 - 12, rel=1e-9)
+        assert frechet_distance(np.zeros(2), np.diag([1.0, 4.0]), np.ones(2), np.diag([4.0, 1.0]),
+                                method=method) == pytest.approx(2 + 2 * (1 + 4 - 4), rel=1e-9)
+    # the label says whose code computed it: not pytorch-fid's function itself
+    assert "re-implemented in colorbook" in FRECHET_METHODS["pytorch-fid"]
+
+    # the digit classifier's distance (not FID) goes through the same function, with its default method
+    from colorbook.metrics.digits import DigitClassifier, classifier_frechet_distance
+
+    torch.manual_seed(0)
+    classifier = DigitClassifier().eval()
+    real = torch.rand(40, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    fake = torch.rand(40, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 0.5
+    calls.clear()
+    distance = classifier_frechet_distance(real, fake, classifier)
+    assert calls and math.isfinite(distance) and distance > 0
+
+
 def test_frechet_distance_rejects_bad_input():
     with pytest.raises(ValueError, match="one D"):
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
@@ -255,3 +314,46 @@ def test_compute_fid_end_to_end_with_stand_in_weights(stand_in_weights, stand_in
     assert different["n_real"] == 6
     assert math.isfinite(different["fid"]) and different["fid"] > 0
     assert abs(same["fid"]) < 1e-6 * different["fid"]  # identical sets: zero up to round-off
+
+
+class _FirstFeatures(torch.nn.Module):
+    """Keeps the first few pool3 features: scipy's sqrtm on all 2048 takes minutes on two shared cores."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def forward(self, features):
+        return features[:, : self.count]
+
+
+def test_compute_fid_default_method_runs_where_sqrtm_rejects_disp(stand_in_weights, stand_in_model, monkeypatch):
+    import scipy.linalg
+
+    real_sqrtm = scipy.linalg.sqrtm
+
+    def sqrtm_without_disp(matrix, **kwargs):
+        if "disp" in kwargs:
+            raise TypeError("sqrtm() got an unexpected keyword argument 'disp'")
+        return real_sqrtm(matrix, **kwargs)
+
+    monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm_without_disp)
+    generator = torch.Generator().manual_seed(6)
+    real = torch.rand(24, 3, 32, 32, generator=generator)
+    fake = torch.rand(24, 3, 32, 32, generator=generator) * 0.5
+    model = torch.nn.Sequential(stand_in_model, _FirstFeatures(8))  # the stand-in network, 8 of its features
+    result = compute_fid(real, fake, weights=stand_in_weights, n=None, progress=False, model=model)
+    assert result["feature_dim"] == 8 and math.isfinite(result["fid"]) and result["fid"] > 0
+    assert result["frechet"] == FRECHET_METHODS["pytorch-fid"] and "re-implemented" in result["frechet"]
+    eigh = compute_fid(real, fake, weights=stand_in_weights, n=None, progress=False, model=model, method="eigh")
+    assert result["fid"] == pytest.approx(eigh["fid"], rel=1e-6)
+
+
+def test_a_corrupt_statistics_cache_is_named(tmp_path):
+    compute = lambda: np.random.default_rng(0).normal(size=(10, 3))  # noqa: E731
+    cached_real_statistics("corrupt me", compute, tmp_path)
+    [cache_file] = tmp_path.glob("*.npz")
+    cache_file.write_bytes(b"PK\x03\x04 not a zip any more")
+    with pytest.raises(ValueError, match="delete it") as caught:
+        cached_real_statistics("corrupt me", compute, tmp_path)
+    assert str(cache_file) in str(caught.value)

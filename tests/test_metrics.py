@@ -8,10 +8,9 @@ import pytest
 import torch
 
 import colorbook.metrics.digits as digits_module
-from colorbook.data.mnist import ColorizedMNIST, mnist_ab, mnist_hue_interval
+from colorbook.data.mnist import ColorizedMNIST, mnist_ab, mnist_ab_from_angle, mnist_hue_interval
 from colorbook.metrics.digits import (
     ClassifierSettings,
-    _ab_from_angle,
     classifier_frechet_distance,
     load_digit_classifier,
     train_digit_classifier,
@@ -40,7 +39,7 @@ from colorbook.metrics.mnist import (
 
 def _mnist_like(digits, offsets, size=16, stroke=0.9):
     """Constant-colour Lab images (the data set's formula) with a bright square as the stroke."""
-    ab = torch.from_numpy(mnist_ab(digits, offsets)).float()
+    ab = mnist_ab(digits, offsets).float()
     images = torch.zeros(len(digits), 3, size, size)
     images[:, 1:] = ab[:, :, None, None]
     images[:, 0, 4:12, 4:12] = stroke
@@ -131,7 +130,7 @@ def test_hue_interval_matches_data_module():
         truth = _mnist_like([digit] * 3, [0.0] * 3)
         for angles, expected in ((inside, True), (outside, False)):
             pred = truth.clone()
-            pred[:, 1:] = _ab_from_angle(angles).float()[:, :, None, None]
+            pred[:, 1:] = mnist_ab_from_angle(angles).float()[:, :, None, None]
             assert hue_hits(pred, truth, [digit] * 3).tolist() == [expected] * 3, (digit, angles)
 
 

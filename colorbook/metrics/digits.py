@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 import warnings
@@ -23,10 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from colorbook.data.mnist import ColorizedMNIST
+from colorbook.data.mnist import MNIST_AB_CENTRE, ColorizedMNIST, mnist_ab_from_angle, mnist_angle_from_digit
 from colorbook.metrics.fid import cache_root, frechet_distance, statistics
 from colorbook.metrics.image import _check_images
-from colorbook.metrics.mnist import _AB_CENTRE
 
 __all__ = ["DigitClassifier", "ClassifierSettings", "train_digit_classifier", "load_digit_classifier",
            "digit_classifier_accuracy", "classifier_features", "classifier_frechet_distance"]
@@ -70,7 +68,7 @@ class DigitClassifier(nn.Module):
         )
         self.head = nn.Linear(self.feature_dim, WRONG_COLOUR + 1)
         # Centre a*, b* on the data set's neutral point so colour enters with a sign.
-        self.register_buffer("centre", torch.tensor([0.0, _AB_CENTRE, _AB_CENTRE]).view(1, 3, 1, 1))
+        self.register_buffer("centre", torch.tensor([0.0, MNIST_AB_CENTRE, MNIST_AB_CENTRE]).view(1, 3, 1, 1))
 
     def features(self, lab_norm: Tensor) -> Tensor:
         """``(B, 3, H, W)`` normalised Lab -> ``(B, 64)`` features."""
@@ -99,13 +97,6 @@ class ClassifierSettings:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _ab_from_angle(angle: Tensor) -> Tensor:
-    """The DTU colour code (:func:`colorbook.data.mnist_ab`) in torch: ``(B,)`` -> ``(B, 2)``."""
-    a_t, b_t = torch.sin(angle), torch.cos(angle)
-    largest = torch.maximum(a_t.abs(), b_t.abs())
-    return torch.stack([0.5 * a_t / largest + 0.5, 0.5 * b_t / largest + 0.5], dim=1)
-
-
 def _recoloured_batch(
     images: Tensor, digits: Tensor, settings: ClassifierSettings, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
@@ -120,9 +111,9 @@ def _recoloured_batch(
     offset = torch.rand(batch, generator=generator) - 0.5  # u in [-0.5, 0.5): inside D's interval
     outside = 0.5 + 9.0 * torch.rand(batch, generator=generator)  # (D+0.5 .. D+9.5): any other digit
     position = torch.where(wrong_hue, outside, offset)
-    ab = _ab_from_angle(2 * math.pi * (digits.double() + position.double()) / 10).float()
+    ab = mnist_ab_from_angle(mnist_angle_from_digit(digits, position.double())).float()
     scale = settings.max_desaturation * torch.rand(batch, generator=generator)
-    ab = torch.where(desaturated[:, None], _AB_CENTRE + scale[:, None] * (ab - _AB_CENTRE), ab)
+    ab = torch.where(desaturated[:, None], MNIST_AB_CENTRE + scale[:, None] * (ab - MNIST_AB_CENTRE), ab)
     recoloured = torch.cat([images[:, :1], ab[:, :, None, None].expand(-1, -1, *images.shape[-2:])], dim=1)
     labels = torch.where(wrong_hue | desaturated, torch.full_like(digits, WRONG_COLOUR), digits)
     return recoloured, labels

@@ -9,8 +9,10 @@ The DTU report measured FID with pytorch-fid (Seitzer) between 10,000 real and
 * the input is RGB ``(B, 3, H, W)`` in ``[0, 1]``, resized bilinearly to
   299x299 with ``F.interpolate(..., align_corners=False)`` and scaled to
   ``[-1, 1]`` -- what ``pytorch_fid.inception.InceptionV3`` does;
-* the distance is :func:`pytorch_fid.fid_score.calculate_frechet_distance`
-  (scipy ``sqrtm``), on float64 means and covariances (``np.cov``).
+* the distance is :func:`pytorch_fid.fid_score.calculate_frechet_distance`'s
+  algorithm (scipy ``sqrtm``), on float64 means and covariances (``np.cov``),
+  re-implemented in :func:`frechet_distance` because pytorch-fid 0.3.0 passes
+  ``sqrtm``'s ``disp`` argument, which newer SciPy rejects.
 
 The Inception weights can **not** be downloaded on machines without network
 access, and this module never tries: :func:`find_inception_weights` looks for
@@ -34,6 +36,7 @@ import os
 import re
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Union
@@ -41,6 +44,8 @@ from typing import Any, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
+# the module, not `sqrtm` by name: looked up at each call, like pytorch-fid does
+from scipy import linalg
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -405,9 +410,15 @@ def statistics(features: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 FRECHET_METHODS = {
-    "pytorch-fid": "pytorch_fid.fid_score.calculate_frechet_distance (scipy sqrtm)",
+    # pytorch-fid's own function passes scipy's `sqrtm(..., disp=False)`, which SciPy 1.17 deprecates and
+    # newer SciPy rejects; its algorithm is therefore re-implemented here, and the label says so.
+    "pytorch-fid": "pytorch-fid 0.3.0's calculate_frechet_distance algorithm (scipy sqrtm of S1 S2, "
+                   "eps retry when singular), re-implemented in colorbook without sqrtm's removed `disp` argument",
     "eigh": "symmetric eigendecompositions (numpy eigh), same quantity as pytorch-fid",
 }
+
+#: What pytorch-fid adds to both covariances' diagonals when sqrtm of their product is not finite.
+_PYTORCH_FID_EPS = 1e-6
 
 
 def _trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
@@ -427,17 +438,57 @@ def _trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
 
+def _trace_sqrt_product_pytorch_fid(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """``Tr((S1 S2)^(1/2))`` the way pytorch-fid 0.3.0's ``calculate_frechet_distance`` computes it.
+
+    The same steps and constants (scipy ``sqrtm`` of the product; when that is
+    not finite, retry with ``1e-6`` added to both diagonals; fail on an
+    imaginary part above ``1e-3`` on the diagonal, else keep the real part), so
+    the number is pytorch-fid's. The one difference: ``sqrtm`` is called
+    without ``disp``, which SciPy 1.17 deprecates and later versions reject
+    (pytorch-fid passes ``disp=False`` and discards the error estimate it buys).
+    Its "singular product" notice becomes a ``RuntimeWarning`` instead of a print.
+    """
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        # Covariances of fewer samples than dimensions (or of dead features) are singular by
+        # construction; scipy says so on every call (older scipy prints it), which is noise here.
+        warnings.filterwarnings("ignore", message="Matrix is (singular|ill-conditioned)")
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(sigma1.shape[0]) * _PYTORCH_FID_EPS
+            covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+            retried = True
+        else:
+            retried = False
+    if retried:  # outside the catch_warnings block, so that the caller sees it
+        warnings.warn(f"pytorch-fid: fid calculation produces singular product; adding {_PYTORCH_FID_EPS} "
+                      "to diagonal of cov estimates", RuntimeWarning, stacklevel=3)
+    covmean = np.asarray(covmean)
+    if np.iscomplexobj(covmean):  # round-off can leave a slight imaginary part
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(
+                f"Frechet distance: the matrix square root has an imaginary component "
+                f"{np.max(np.abs(covmean.imag)):.3g} (the covariances are far from positive semi-definite); "
+                "try method='eigh'."
+            )
+        covmean = covmean.real
+    return float(np.trace(covmean))
+
+
 def frechet_distance(
     mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, method: str = "pytorch-fid"
 ) -> float:
     """Fréchet distance ``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))`` between two Gaussians.
 
     Means ``(D,)``, covariances ``(D, D)``; scalars are taken as ``D = 1``.
-    ``method="pytorch-fid"`` (default, what the DTU report used) calls
-    ``pytorch_fid.fid_score.calculate_frechet_distance`` (scipy ``sqrtm``;
-    10-30 s for 2048-d on two CPU cores, longer when the covariances are
-    singular); ``method="eigh"`` computes the same number from two symmetric
-    eigendecompositions (agrees to ~1e-9 relative; several times faster).
+    ``method="pytorch-fid"`` (default, what the DTU report used) follows
+    ``pytorch_fid.fid_score.calculate_frechet_distance`` step for step (scipy
+    ``sqrtm``; 10-30 s for 2048-d on two CPU cores, longer when the covariances
+    are singular) but is colorbook's own code: pytorch-fid 0.3.0 passes
+    ``sqrtm(..., disp=False)``, which newer SciPy rejects (see
+    :func:`_trace_sqrt_product_pytorch_fid`). ``method="eigh"`` computes the
+    same number from two symmetric eigendecompositions (agrees to ~1e-9
+    relative; several times faster). Neither passes ``disp`` to scipy.
     The result can be a tiny negative number (round-off) for identical inputs.
     """
     if method not in FRECHET_METHODS:
@@ -454,29 +505,11 @@ def frechet_distance(
     if not all(np.isfinite(a).all() for a in (mu1, mu2, sigma1, sigma2)):
         raise ValueError("frechet_distance got NaN or infinite statistics (did the features overflow?).")
     if method == "eigh":
-        diff = mu1 - mu2
-        return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * _trace_sqrt_product_eigh(sigma1, sigma2))
-
-    from pytorch_fid.fid_score import calculate_frechet_distance
-
-    if dim == 1:
-        # scipy >= 1.17 returns a bare array from sqrtm(1x1, disp=False), which
-        # breaks pytorch-fid's tuple unpacking. Add a second dimension with
-        # equal means and unit variances: it contributes exactly 0 + 1 + 1 - 2*1.
-        mu1, mu2 = np.append(mu1, 0.0), np.append(mu2, 0.0)
-        sigma1 = np.diag([sigma1[0, 0], 1.0])
-        sigma2 = np.diag([sigma2[0, 0], 1.0])
-    stdout = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(stdout):
-        # pytorch-fid still passes sqrtm's deprecated `disp` argument.
-        warnings.filterwarnings("ignore", message="The `disp` argument is deprecated", category=DeprecationWarning)
-        # Covariances of fewer samples than dimensions (or of dead features) are
-        # singular by construction; scipy says so on every call, which is noise here.
-        warnings.filterwarnings("ignore", message="Matrix is (singular|ill-conditioned)")
-        distance = calculate_frechet_distance(mu1, sigma1, mu2, sigma2)
-    if stdout.getvalue().strip():  # pytorch-fid prints its "singular product" notice
-        warnings.warn(f"pytorch-fid: {stdout.getvalue().strip()}", RuntimeWarning, stacklevel=2)
-    return float(distance)
+        trace_sqrt = _trace_sqrt_product_eigh(sigma1, sigma2)
+    else:
+        trace_sqrt = _trace_sqrt_product_pytorch_fid(sigma1, sigma2)
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
 
 
 # ----------------------------------------------------------------------------
@@ -494,10 +527,15 @@ def _load_or_compute_statistics(
     directory = Path(cache_dir).expanduser() if cache_dir is not None else cache_root() / "fid"
     path = _cache_file(key, directory)
     if path.is_file():
-        with np.load(path) as stored:
-            if str(stored["key"]) == key:  # guards against a (very unlikely) hash clash
-                n = int(stored["n"]) if int(stored["n"]) >= 0 else None
-                return stored["mu"], stored["sigma"], n, path
+        try:
+            with np.load(path) as stored:
+                if str(stored["key"]) == key:  # guards against a (very unlikely) hash clash
+                    n = int(stored["n"]) if int(stored["n"]) >= 0 else None
+                    return stored["mu"], stored["sigma"], n, path
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            # written atomically, so a broken file was damaged afterwards: say which one, never guess
+            raise ValueError(f"{path} is not a readable FID statistics cache ({type(error).__name__}: "
+                             f"{str(error)[:120]}); delete it and it will be recomputed") from None
     result = compute_fn()
     if isinstance(result, (tuple, list)) and len(result) in (2, 3):
         mu, sigma = np.asarray(result[0], dtype=np.float64), np.asarray(result[1], dtype=np.float64)

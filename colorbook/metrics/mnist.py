@@ -9,7 +9,8 @@ Colorized MNIST (``"lab"`` images, see :class:`colorbook.data.ColorizedMNIST`):
   pixels falls inside the digit's hue interval ``[2pi(D-0.5)/10, 2pi(D+0.5)/10]``
   (modulo ``2pi``). The hue is the data set's angle
   ``v = atan2(a* - 0.5, b* - 0.5)`` (``sin v`` is ``a``, ``cos v`` is ``b``;
-  :func:`colorbook.data.mnist_angle_from_ab`), *not* the Lab hue
+  :func:`colorbook.data.mnist.mnist_angle_from_ab`, where the whole colour
+  code lives), *not* the Lab hue
   ``atan2(b, a)``. The mean is the circular mean of the per-pixel angles;
   pixels with (almost) no chroma have no hue and are left out; a digit with no
   coloured stroke pixel counts as a miss. Stroke pixels: true ``L > 0.5``.
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from colorbook.data.mnist import MNIST_AB_CENTRE, mnist_angle_from_ab, mnist_angle_from_digit
 from colorbook.metrics.image import _check_images, _check_pair
 
 __all__ = ["STROKE_THRESHOLD", "MIN_HUE_CHROMA", "mnist_angle", "mnist_chroma", "stroke_mask", "mean_stroke_hue",
@@ -38,8 +40,6 @@ STROKE_THRESHOLD = 0.5
 #: have no meaningful hue and are left out of the circular mean. The data set's
 #: colours have chroma 0.5 to 0.71; one 8-bit level is 1/255 = 0.0039.
 MIN_HUE_CHROMA = 1e-3
-# The data set's colour code is centred on (0.5, 0.5) (see colorbook.data.mnist_ab).
-_AB_CENTRE = 0.5
 
 
 def _digits_tensor(digits: Tensor | Sequence[int], batch: int, device: torch.device) -> Tensor:
@@ -58,11 +58,11 @@ def mnist_angle(lab_norm: Tensor) -> Tensor:
     """The data set's hue angle ``v = atan2(a* - 0.5, b* - 0.5)`` per pixel.
 
     ``(B, 3, H, W)`` normalised Lab -> ``(B, H, W)`` radians in ``(-pi, pi]``
-    (float64 for exact round trips). Same as
-    :func:`colorbook.data.mnist_angle_from_ab`.
+    (float64 for exact round trips): :func:`colorbook.data.mnist.mnist_angle_from_ab`
+    of the a*, b* channels.
     """
     x = _check_images(lab_norm, "lab_norm").double()
-    return torch.atan2(x[:, 1] - _AB_CENTRE, x[:, 2] - _AB_CENTRE)
+    return mnist_angle_from_ab(x[:, 1], x[:, 2])
 
 
 def mnist_chroma(lab_norm: Tensor) -> Tensor:
@@ -72,7 +72,7 @@ def mnist_chroma(lab_norm: Tensor) -> Tensor:
     centre is 0.5/255 off OpenCV's neutral ``128/255``, which is negligible here.
     """
     x = _check_images(lab_norm, "lab_norm").double()
-    return torch.hypot(x[:, 1] - _AB_CENTRE, x[:, 2] - _AB_CENTRE)
+    return torch.hypot(x[:, 1] - MNIST_AB_CENTRE, x[:, 2] - MNIST_AB_CENTRE)
 
 
 def stroke_mask(true_lab: Tensor, threshold: float = STROKE_THRESHOLD) -> Tensor:
@@ -119,7 +119,7 @@ def hue_hits(
     digits = _digits_tensor(digits, pred_lab.shape[0], pred_lab.device)
     angle, valid = mean_stroke_hue(pred_lab, stroke_mask(true_lab, threshold), min_chroma)
     # mnist_hue_interval(D) = (2pi(D-0.5)/10, 2pi(D+0.5)/10): centre 2pi D/10, half-width pi/10.
-    centre = digits.double() * (2 * math.pi / 10)
+    centre = mnist_angle_from_digit(digits)
     return valid & (_wrap(angle - centre).abs() <= math.pi / 10)
 
 

@@ -77,8 +77,8 @@ def accelerate(parts: Components, speed: Speed) -> Components:
     ``speed.compile``; switches Adam to its fused kernel; moves the networks to channels-last memory."""
     if speed.log_every < 1:
         raise ValueError(f"log_every must be at least 1, got {speed.log_every}")
-    if speed.cudnn_benchmark:
-        torch.backends.cudnn.benchmark = True
+    # set either way: a global switch left on by an earlier run would make this one nondeterministic
+    torch.backends.cudnn.benchmark = speed.cudnn_benchmark
     networks = [m for m in (parts.generator, parts.critic) if m is not None]
     if speed.channels_last:
         for module in networks:
