@@ -36,7 +36,12 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from colorbook import color
-from colorbook.data.images import IMAGE_EXTENSIONS, DecodedImage, image_files_in, read_image_file
+from colorbook.data.images import (
+    IMAGE_EXTENSIONS,
+    DecodedImage,
+    image_files_in,
+    read_image_file,
+)
 from colorbook.profile import default_device
 from colorbook.training.checkpoint import load_generator
 

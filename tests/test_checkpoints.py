@@ -3,7 +3,6 @@ runs code, a run is never replaced or relabelled unasked, two runs never share a
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -13,7 +12,11 @@ import pytest
 import torch
 
 from colorbook import cli, recipes
-from colorbook.training.checkpoint import CheckpointError, load_checkpoint, load_generator
+from colorbook.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_generator,
+)
 from colorbook.training.loop import LOCK_NAME, RunFolderBusy, train
 
 fcntl = pytest.importorskip("fcntl")

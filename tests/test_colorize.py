@@ -128,7 +128,7 @@ def test_a_work_size_below_one_is_refused(capsys, tmp_path, checkpoint, size):
     """0 used to mean "the default" silently, and a negative size failed deep inside torch."""
     code, _, err = run(capsys, "colorize", "--checkpoint", checkpoint, gray_png(tmp_path / "p.png"),
                        "--out", tmp_path / "out", "--work-size", size)
-    assert code == 2 and f"--work-size must be a positive number of pixels" in one_error_line(err)
+    assert code == 2 and "--work-size must be a positive number of pixels" in one_error_line(err)
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="work-size"):
         colorize_array(torch.nn.Identity(), np.zeros((4, 4, 3)), work_size=int(size))

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 import colorbook.metrics.digits as digits_module
-from colorbook.data.mnist import ColorizedMNIST, mnist_ab, mnist_ab_from_angle, mnist_hue_interval
+from colorbook.data.mnist import (
+    ColorizedMNIST,
+    mnist_ab,
+    mnist_ab_from_angle,
+    mnist_hue_interval,
+)
 from colorbook.metrics.digits import (
     ClassifierSettings,
     classifier_frechet_distance,

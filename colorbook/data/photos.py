@@ -12,8 +12,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from colorbook.data.images import *  # noqa
 from colorbook.data.images import (
+    SPLITS,
+    ImageFileDataset,
+    ImageFolderDataset,
     _check_sizes,
     _pil_to_tensor,
     _resize_shorter_side,

@@ -22,7 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from colorbook.data.mnist import MNIST_AB_CENTRE, ColorizedMNIST, mnist_ab_from_angle, mnist_angle_from_digit
+from colorbook.data.mnist import (
+    MNIST_AB_CENTRE,
+    ColorizedMNIST,
+    mnist_ab_from_angle,
+    mnist_angle_from_digit,
+)
 from colorbook.metrics.fid import cache_root, frechet_distance, statistics
 from colorbook.metrics.image import _check_images
 

@@ -44,6 +44,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 # the module, not `sqrtm` by name: looked up at each call, like pytorch-fid does
 from scipy import linalg
 from torch import Tensor, nn

@@ -28,7 +28,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from colorbook.data.mnist import MNIST_AB_CENTRE, mnist_angle_from_ab, mnist_angle_from_digit
+from colorbook.data.mnist import (
+    MNIST_AB_CENTRE,
+    mnist_angle_from_ab,
+    mnist_angle_from_digit,
+)
 from colorbook.metrics.image import _check_images, _check_pair
 
 __all__ = ["STROKE_THRESHOLD", "MIN_HUE_CHROMA", "mnist_angle", "mnist_chroma", "stroke_mask", "mean_stroke_hue",

@@ -43,8 +43,16 @@ from colorbook.data import make_dataset
 from colorbook.profile import current_profile, default_device
 from colorbook.provenance import provenance
 from colorbook.recipes import Recipe, get, get_family
-from colorbook.training.checkpoint import (CHECKPOINT_NAME, CheckpointError, all_finite, load_checkpoint,
-                                          recipe_of, rng_state, save_checkpoint, set_rng_state)
+from colorbook.training.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    all_finite,
+    load_checkpoint,
+    recipe_of,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from colorbook.training.speed import Speed, accelerate
 from colorbook.training.step import prepare_batch, train_step
 from colorbook.training.stream import BatchStream, fixed_examples
