@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-tests", action="store_true")
     parser.add_argument("--runs", help="folder for the training runs (default: a temporary folder)")
     args = parser.parse_args(argv)
-    from colorbook.provenance import provenance  # after sys.path: the checkout's package
+    from colorbook.provenance import (
+        provenance,  # after sys.path: the checkout's package
+    )
     python = sys.executable
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     runs = Path(args.runs or tempfile.mkdtemp(prefix="gpu-check-"))

@@ -48,13 +48,24 @@ class ResNetCritic(nn.Module):
     detail for the critic, about 4x the compute). ``stem="auto"`` picks ``"small"`` for inputs under
     64 pixels and the standard stem otherwise, at the first call; the choice is saved with the weights.
 
-    ``norm``: ``"batch"`` (torchvision's default), ``"instance"``, ``"group"`` or ``"none"``.
+    ``norm``: ``"batch"`` (torchvision's default), ``"instance"``, ``"group"`` or ``"none"``. A critic
+    that is gradient-penalised should not use ``"batch"``: the penalties are per sample, and BatchNorm
+    couples the samples of a batch (Gulrajani et al. 2017); with the paper's N(0, 0.02) weights it also
+    starts with input gradients of norm 8 (ResNet-18, 32 px) to 2,000 (ResNet-152, 128 px), so that
+    R1 = gamma/2 |grad|^2 dwarfs the adversarial loss (chapter 7).
+
+    ``init``: ``"dcgan"`` (the paper's N(0, ``init_std``) weights) or ``"torchvision"`` (the ResNet's own
+    Kaiming initialisation). ``unit_gradient_at``: an image size; when given, the last layer is rescaled
+    after initialisation so that the mean input-gradient norm |grad_x D(x)| over uniform random images of
+    that size is 1: the penalties then start at their own scale (R1 = gamma/2) whatever the depth, width
+    and normalisation (a data-independent version of LSUV initialisation, Mishkin and Matas 2016).
 
     Input ``image``: ``(B, 3, H, W)`` in ``[0, 1]``; ``gray`` is accepted for the common
     discriminator interface and ignored (L is channel 0 of ``image``). Output: logits ``(B,)``.
     """
 
-    def __init__(self, arch: str = "resnet18", stem: str = "standard", norm: str = "batch",
+    def __init__(self, arch: str = "resnet18", stem: str = "standard", norm: str = "batch", init: str = "dcgan",
+                 unit_gradient_at: int | None = None,
                  in_channels: int = 3, init_std: float = 0.02, small_input_threshold: int = 64) -> None:
         super().__init__()
         if arch not in CRITIC_ARCHS:
@@ -74,7 +85,34 @@ class ResNetCritic(nn.Module):
         self.net.conv1 = nn.Identity()
         # 0 = undecided, 1 = small, 2 = standard; a buffer so checkpoints keep the decision
         self.register_buffer("stem_choice", torch.tensor({"auto": 0, "small": 1, "standard": 2}[stem]))
-        init_normal(self, init_std)
+        if init == "dcgan":
+            init_normal(self, init_std)
+        elif init != "torchvision":
+            raise ValueError(f"unknown critic init {init!r}: choose 'dcgan' (the paper's N(0, 0.02)) or 'torchvision'")
+        self.init = init
+        if unit_gradient_at is not None:
+            self._scale_to_unit_input_gradient(int(unit_gradient_at), in_channels)
+
+    def _scale_to_unit_input_gradient(self, size: int, channels: int, samples: int = 8) -> None:
+        # The logit is linear in the last layer, so dividing its weights and bias by the measured mean
+        # input-gradient norm makes that norm 1. Measured in training mode (as the penalties see the
+        # critic), without touching the global RNG or BatchNorm's running statistics.
+        images = torch.rand(samples, channels, size, size, generator=torch.Generator().manual_seed(0))
+        images.requires_grad_(True)
+        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
+        choice = self.stem_choice.clone()
+        was_training = self.training
+        self.train()
+        (grad,) = torch.autograd.grad(self(images).sum(), images)
+        self.train(was_training)
+        self.stem_choice.copy_(choice)
+        for m, (mean, var, count) in zip(norms, saved):
+            m.running_mean.copy_(mean), m.running_var.copy_(var), m.num_batches_tracked.copy_(count)
+        scale = grad.flatten(1).norm(dim=1).mean().clamp_min(1e-12)
+        with torch.no_grad():
+            self.net.fc.weight.div_(scale)
+            self.net.fc.bias.div_(scale)
 
     @property
     def stem(self) -> str:

@@ -84,7 +84,8 @@ DTU_SCENES: dict[str, DTURow] = {
 # component's own default: the defaults live in one place, the component.
 _UNET_OPTIONS = {"depth": "depth", "base_channels": "base_channels", "max_channels": "max_channels",
                  "dropout": "dropout", "block_norm": "block_norm"}
-_CRITIC_OPTIONS = {"critic": "arch", "critic_stem": "stem", "critic_norm": "norm"}
+_CRITIC_OPTIONS = {"critic": "arch", "critic_stem": "stem", "critic_norm": "norm", "critic_init": "init",
+                   "critic_unit_gradient": "unit_gradient_at"}
 _OBJECTIVE_OPTIONS = {f.name: f.name for f in fields(DTUObjective)}
 
 
@@ -110,7 +111,12 @@ def build_dtu(recipe: Recipe, device: torch.device, steps_per_epoch: int) -> Com
     if interval < 1:
         raise ValueError(f"recipe {recipe.name}: options.reg_interval must be at least 1, got {interval}")
     if objective.uses_critic:
-        critic = ResNetCritic(**_given(o, _CRITIC_OPTIONS)).to(device)
+        critic_options = _given(o, _CRITIC_OPTIONS)
+        if critic_options.get("unit_gradient_at") is True:  # the option is a switch: measured at the recipe's size
+            critic_options["unit_gradient_at"] = recipe.image_size
+        elif critic_options.get("unit_gradient_at") is False:
+            critic_options.pop("unit_gradient_at")
+        critic = ResNetCritic(**critic_options).to(device)
         opt_d = adam_for_interval(critic.parameters(), recipe.lr, betas, interval if objective.has_penalty else 1)
     return Components(generator, critic, objective, opt_g, opt_d, schedulers=[], reg_interval=interval)
 
