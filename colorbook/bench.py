@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from colorbook.core import TrainState
+from colorbook.evaluate import check_output_file
 from colorbook.profile import current_profile, default_device
 from colorbook.provenance import command_line, device_name, provenance
 from colorbook.recipes import get, get_family
@@ -135,10 +136,9 @@ def _run(args: argparse.Namespace) -> int:
     for name in names:
         get(name)  # an unknown name fails before any timing
     out = Path(args.out) if args.out else Path("results") / "bench" / f"{_device_slug(device)}.json"
+    check_output_file(out, example="cpu.json")  # before minutes of timing whose record would be lost
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} already holds a bench record: pass --overwrite to replace it, or --out another file")
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a folder: give a .json file")
     record = bench(names, profile=current_profile(args.profile), device=device, iters=args.iters,
                    warmup=args.warmup, fast=fast, trace=args.trace, command=command_line(getattr(args, "argv", None)))
     out.parent.mkdir(parents=True, exist_ok=True)

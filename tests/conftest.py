@@ -67,3 +67,18 @@ def tiny_lab():
 @pytest.fixture
 def tiny_rgb():
     return TinyRGBFolderLike
+
+
+@pytest.fixture
+def tiny():
+    """``tiny(name="H", **options)``: the quick recipe at 16 px, batch 4, with a 4-channel UNet and a ResNet-10
+    critic: a real recipe small enough for a training test."""
+    import dataclasses
+
+    from colorbook import recipes
+
+    def make(name: str = "H", **options):
+        base = recipes.get(name).resolve("quick")
+        options = {"base_channels": 4, "critic": "resnet10", **options}
+        return dataclasses.replace(base.with_options(**options), batch_size=4, image_size=16)
+    return make

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorbook import cli, recipes
+from colorbook import cli
 from colorbook.training.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -32,11 +32,6 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
-def tiny(name: str = "H", **options):
-    base = recipes.get(name).resolve("quick")
-    options = {"base_channels": 4, "critic": "resnet10", **options}
-    return dataclasses.replace(base.with_options(**options), batch_size=4, image_size=16)
-
 
 @pytest.fixture
 def run_kwargs(tiny_lab):
@@ -44,7 +39,7 @@ def run_kwargs(tiny_lab):
 
 
 @pytest.fixture
-def finished_run(tmp_path, run_kwargs):
+def finished_run(tiny, tmp_path, run_kwargs):
     out = tmp_path / "run"
     train(tiny("H"), out, iters=2, **run_kwargs)
     return out
@@ -90,7 +85,7 @@ def test_checkpoints_hold_only_tensors_and_plain_data(finished_run):
     assert isinstance(ckpt["rng"]["numpy"][1], list) and isinstance(ckpt["provenance"]["torch"], str)
 
 
-def test_training_into_a_folder_with_a_run_is_refused_unless_resumed_or_overwritten(finished_run, run_kwargs, capsys):
+def test_training_into_a_folder_with_a_run_is_refused_unless_resumed_or_overwritten(tiny, finished_run, run_kwargs, capsys):
     before = (finished_run / "checkpoint.pt").read_bytes()
     with pytest.raises(ValueError, match="already holds a training run.*checkpoint.pt.*--overwrite"):
         train(tiny("H"), finished_run, iters=2, **run_kwargs)
@@ -104,7 +99,7 @@ def test_training_into_a_folder_with_a_run_is_refused_unless_resumed_or_overwrit
     assert load_checkpoint(finished_run)["iteration"] == 1
 
 
-def test_a_second_training_on_the_same_folder_is_refused(tmp_path, run_kwargs):
+def test_a_second_training_on_the_same_folder_is_refused(tiny, tmp_path, run_kwargs):
     out = tmp_path / "busy"
     out.mkdir()
     with open(out / LOCK_NAME, "a+") as holder:  # another process's lock, as `train` takes it
@@ -114,24 +109,25 @@ def test_a_second_training_on_the_same_folder_is_refused(tmp_path, run_kwargs):
     train(tiny("H"), out, iters=1, **run_kwargs)  # free again once the holder let go
 
 
-def test_a_stale_temporary_checkpoint_is_removed(finished_run, run_kwargs):
+def test_a_stale_temporary_checkpoint_is_removed(tiny, finished_run, run_kwargs):
     stale = finished_run / "checkpoint.pt.12345.tmp"
     stale.write_bytes(b"x" * 1000)
     train(tiny("H"), finished_run, iters=3, resume=True, **run_kwargs)
     assert not stale.exists()
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(recipe=tiny("I")), "name 'H'"),                            # same architecture, another recipe
-    (dict(recipe=dataclasses.replace(tiny("H"), batch_size=8)), "batch_size 4"),
-    (dict(recipe=tiny("H"), iters=1), "past --iters 1"),             # fewer iterations than done
-    (dict(recipe=tiny("K")), "name 'H'"),                            # another architecture
+@pytest.mark.parametrize("name, batch_size, iters, message", [
+    ("I", 4, 4, "name 'H'"),              # same architecture, another recipe
+    ("H", 8, 4, "batch_size 4"),          # another batch size
+    ("H", 4, 1, "past --iters 1"),        # fewer iterations than done
+    ("K", 4, 4, "name 'H'"),              # another architecture
 ])
-def test_resume_refuses_a_checkpoint_of_other_settings(finished_run, run_kwargs, change, message):
-    change = {"iters": 4, **change}
+def test_resume_refuses_a_checkpoint_of_other_settings(tiny, finished_run, run_kwargs, name, batch_size, iters,
+                                                       message):
     before = (finished_run / "metrics.json").read_text()
     with pytest.raises(ValueError, match=message):
-        train(change.pop("recipe"), finished_run, resume=True, **change, **run_kwargs)
+        train(dataclasses.replace(tiny(name), batch_size=batch_size), finished_run, resume=True, iters=iters,
+              **run_kwargs)
     assert (finished_run / "metrics.json").read_text() == before
 
 
@@ -146,13 +142,13 @@ def test_a_checkpoint_with_a_broken_recipe_entry_gets_one_line(finished_run, tmp
     assert code == 2 and "Traceback" not in err
 
 
-def test_a_corrupt_metrics_json_is_named(finished_run, run_kwargs):
+def test_a_corrupt_metrics_json_is_named(tiny, finished_run, run_kwargs):
     (finished_run / "metrics.json").write_text("{not json")
     with pytest.raises(ValueError, match="metrics.json"):
         train(tiny("H"), finished_run, iters=2, resume=True, **run_kwargs)
 
 
-def test_a_checkpoint_with_a_cuda_rng_state_resumes_on_a_machine_without_cuda(finished_run, run_kwargs):
+def test_a_checkpoint_with_a_cuda_rng_state_resumes_on_a_machine_without_cuda(tiny, finished_run, run_kwargs):
     """Written on a CUDA machine (its CUDA RNG states saved), resumed on a CPU-only one."""
     path = finished_run / "checkpoint.pt"
     ckpt = torch.load(path, weights_only=True)

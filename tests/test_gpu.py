@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from colorbook import cli, recipes
+from colorbook import cli
 from colorbook.training.checkpoint import load_checkpoint
 from colorbook.training.loop import train
 from colorbook.training.speed import Speed
@@ -21,11 +21,6 @@ pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
-def tiny(name: str = "H", **options):
-    base = recipes.get(name).resolve("quick")
-    options = {"base_channels": 4, "critic": "resnet10", **options}
-    return dataclasses.replace(base.with_options(**options), batch_size=4, image_size=16)
-
 
 @pytest.fixture
 def deterministic(monkeypatch):
@@ -33,7 +28,7 @@ def deterministic(monkeypatch):
     yield Speed.eager()
 
 
-def test_resume_on_cuda_continues_exactly(tmp_path, tiny_lab, deterministic):
+def test_resume_on_cuda_continues_exactly(tiny, tmp_path, tiny_lab, deterministic):
     kwargs = dict(dataset=tiny_lab(16), eval_dataset=tiny_lab(4, seed=1), progress=False, device="cuda",
                   speed=deterministic)
     train(tiny(), tmp_path / "straight", iters=6, **kwargs)
@@ -45,14 +40,14 @@ def test_resume_on_cuda_continues_exactly(tmp_path, tiny_lab, deterministic):
 
 
 @pytest.mark.parametrize("first, then", [("cuda", "cpu"), ("cpu", "cuda")])
-def test_a_checkpoint_moves_between_cuda_and_cpu(tmp_path, tiny_lab, first, then):
+def test_a_checkpoint_moves_between_cuda_and_cpu(tiny, tmp_path, tiny_lab, first, then):
     kwargs = dict(dataset=tiny_lab(16), eval_dataset=tiny_lab(4, seed=1), progress=False)
     train(tiny(), tmp_path, iters=2, device=first, **kwargs)
     metrics = train(tiny(), tmp_path, iters=4, device=then, resume=True, **kwargs)
     assert metrics["iterations"] == 4 and metrics["status"] == "completed"
 
 
-def test_the_fast_cuda_step_trains_with_finite_losses(tmp_path, tiny_lab):
+def test_the_fast_cuda_step_trains_with_finite_losses(tiny, tmp_path, tiny_lab):
     speed = Speed.default_for("cuda", compile=True, log_every=3)
     metrics = train(tiny(gp=True), tmp_path, iters=6, device="cuda", speed=speed, dataset=tiny_lab(16),
                     eval_dataset=tiny_lab(4, seed=1), progress=False)
@@ -61,7 +56,7 @@ def test_the_fast_cuda_step_trains_with_finite_losses(tmp_path, tiny_lab):
     assert {"gp", "r1"} <= set(rows[0]) and metrics["speed"]["bf16_autocast"]
 
 
-def test_divergence_stops_on_cuda(tmp_path, tiny_lab):
+def test_divergence_stops_on_cuda(tiny, tmp_path, tiny_lab):
     from colorbook.core import TrainingDiverged
     kwargs = dict(eval_dataset=tiny_lab(4, seed=1), progress=False, device="cuda")
     train(tiny(), tmp_path, iters=2, dataset=tiny_lab(16), **kwargs)
@@ -72,7 +67,7 @@ def test_divergence_stops_on_cuda(tmp_path, tiny_lab):
     assert load_checkpoint(tmp_path)["iteration"] == 2
 
 
-def test_commands_run_with_device_cuda(tmp_path, tiny_lab, capsys):
+def test_commands_run_with_device_cuda(tiny, tmp_path, tiny_lab, capsys):
     run = tmp_path / "run"  # 32 px: evaluate and probe-critic read the recipe's own data set, MNIST
     train(dataclasses.replace(tiny(), image_size=32), run, iters=2, dataset=tiny_lab(16, 32),
           eval_dataset=tiny_lab(4, 32, seed=1), progress=False, device="cuda")

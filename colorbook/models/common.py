@@ -25,17 +25,3 @@ def init_normal(module: nn.Module, std: float = 0.02) -> nn.Module:
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
-def _double_conv(in_ch: int, out_ch: int, dropout: float = 0.0, norm: bool = True) -> nn.Sequential:
-    # BatchNorm inside the blocks (as pix2pix's UNet): with N(0, 0.02) weights and no normalisation the
-    # signal shrinks ~2x per conv, and the bottleneck's gradients fell below Adam's epsilon (~1e-11), so
-    # the network barely learned at the paper's learning rate
-    def conv(a: int, b: int) -> list[nn.Module]:
-        return [nn.Conv2d(a, b, 3, padding=1, bias=not norm), *([nn.BatchNorm2d(b)] if norm else []),
-                nn.LeakyReLU(0.2, inplace=True)]
-    layers: list[nn.Module] = [*conv(in_ch, out_ch), *conv(out_ch, out_ch)]
-    if dropout > 0:
-        layers.append(nn.Dropout2d(dropout))
-    return nn.Sequential(*layers)
-
