@@ -176,3 +176,33 @@ def test_build_ignores_folders_that_tools_write_into_the_repository():
     config = yaml.safe_load((Path(__file__).resolve().parent.parent / "_config.yml").read_text())
     excluded = set(config["exclude_patterns"])
     assert {".pytest_cache", "runs", "results", "_build"} <= excluded
+
+
+LITERALINCLUDE = re.compile(r"```\{literalinclude\} (\S+)\n:pyobject: ([\w.]+)")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_literalinclude_shows_code_that_exists(path: Path):
+    """The chapters show the package's code with `literalinclude` and `:pyobject:`; a moved or renamed
+    function would leave an empty listing (the build only warns), so each target must exist."""
+    import ast
+
+    text = path.read_text()
+    if path.suffix == ".ipynb":
+        text = "\n".join("".join(cell["source"]) for cell in json.loads(text)["cells"])
+    missing = []
+    for relative, obj in LITERALINCLUDE.findall(text):
+        source = (path.parent / relative).resolve()
+        if not source.is_file():
+            missing.append(f"{relative} (no such file)")
+            continue
+        scope, found = ast.parse(source.read_text()).body, None
+        for name in obj.split("."):
+            found = next((node for node in scope if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                          and node.name == name), None)
+            if found is None:
+                break
+            scope = found.body
+        if found is None:
+            missing.append(f"{relative} :pyobject: {obj}")
+    assert not missing, f"{path.name} shows code that does not exist: {missing}"
