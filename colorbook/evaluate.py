@@ -48,16 +48,20 @@ def _check_n(n: int | None, option: str = "--n") -> None:
         raise ValueError(f"{option} must be at least 1 (the number of test images to evaluate on), got {n}")
 
 
-def check_output_file(path: str | Path, option: str = "--out", example: str = "evaluation.json") -> Path:
+def check_output_file(path: str | Path, option: str = "--out", example: str = "evaluation.json",
+                      overwrite: bool = True) -> Path:
     """``path`` as a :class:`Path` if a file can be written there; else one clear :class:`ValueError`.
 
     Called before an evaluation starts, so that a directory, a path under a file or an unwritable folder
     is reported at once instead of after minutes of work whose result would then be lost. ``example``
     is the file name suggested inside a directory (not ``metrics.json``: a run folder's training record).
+    ``overwrite=False`` also refuses an existing file (nothing a user made is replaced unasked).
     """
     out = Path(path).expanduser()
     if out.is_dir():
         raise ValueError(f"{option} {out} is a directory: give a file name such as {out / example}")
+    if out.exists() and not overwrite:
+        raise ValueError(f"{option} {out} already exists: pass --overwrite to replace it, or choose another file")
     # the nearest folder that exists is where the missing ones (if any) will be created
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
@@ -255,7 +259,7 @@ def _run_probe(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--r1-gammas must be comma-separated numbers such as 0,1,10, got {args.r1_gammas!r}") from None
     _check_n(args.n)
-    check_output_file(args.out, example="critic-probe.json")  # before the probe: not lost to a bad --out
+    check_output_file(args.out, example="critic-probe.json", overwrite=args.overwrite)  # before the probe
     result = probe_critic(args.checkpoint, r1_gammas=gammas, steps=args.steps, n_eval=args.n,
                           device=args.device or "cpu", seed=args.seed, command=command_line(getattr(args, "argv", None)))
     out = _write_json(result, args.out)
@@ -276,13 +280,14 @@ def add_probe_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu or cuda (default cpu)")
     p.add_argument("--out", required=True, help="output JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_run_probe)
     return p
 
 
 def _run(args: argparse.Namespace) -> int:
     _check_n(args.n)
-    check_output_file(args.out)  # before the evaluation: its result must not be lost to a bad --out
+    check_output_file(args.out, overwrite=args.overwrite)  # before the evaluation: not lost to a bad --out
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root, n=args.n,
                                  fid=args.fid, fid_weights=args.fid_weights, device=args.device or "cpu",
                                  command=command_line(getattr(args, "argv", None)))
@@ -309,5 +314,6 @@ def add_evaluate_subcommand(subparsers) -> argparse.ArgumentParser:
                                          "(default: $COLORBOOK_FID_WEIGHTS, then torch hub's cache)")
     p.add_argument("--device", help="cpu or cuda (default cpu)")
     p.add_argument("--out", required=True, help="output JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_run)
     return p

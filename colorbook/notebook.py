@@ -51,6 +51,14 @@ def setup(seed: int = 0, profile: str | None = None) -> Settings:
     return settings
 
 
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``; a corrupt file is named in one line (delete or restore it)."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): delete it (a run) or restore it (a record)") from None
+
+
 def run_dir(name: str) -> Path:
     """Where a notebook's training runs go: ``$COLORBOOK_RUNS/<name>`` (default ``<repo>/runs``, git-ignored)."""
     root = Path(os.environ.get("COLORBOOK_RUNS", REPO_ROOT / "runs"))
@@ -67,9 +75,9 @@ def train_or_load(recipe: "str | Recipe", name: str | None = None, *, profile: s
     out = run_dir(name or f"{recipe_name}-{profile}")
     metrics_path = out / "metrics.json"
     wanted = resolve_recipe(recipe, profile, **{k: train_kwargs.get(k) for k in ("iters", "seed", "batch_size")})
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    metrics = read_json(metrics_path) if metrics_path.exists() else None
     recipe_path = out / "recipe.json"
-    same_recipe = recipe_path.exists() and json.loads(recipe_path.read_text()) == json.loads(
+    same_recipe = recipe_path.exists() and read_json(recipe_path) == json.loads(
         json.dumps(wanted.to_dict(), default=str))
     reusable = (metrics is not None and metrics.get("status") == "completed" and same_recipe
                 and metrics.get("iterations") == wanted.iters and (out / "checkpoint.pt").exists())
@@ -145,7 +153,7 @@ def recorded_result(table: str, config: str, profile: str | None = None) -> dict
     paths = candidates[profile] if profile else candidates["full"] + candidates["quick"]
     for path in paths:
         if path.exists():
-            return json.loads(path.read_text())
+            return read_json(path)
     return None
 
 

@@ -266,3 +266,14 @@ def test_a_scenes_checkpoint_on_mnist_fails_before_generating(tmp_path, capsys, 
     big_digits = InMemory(torch.rand(4, 3, 64, 64), torch.arange(4))
     with pytest.raises(ValueError, match="32x32"):
         evaluate_generator(Gray(), big_digits, dataset_name="mnist", progress=False)
+
+
+def test_evaluate_and_probe_never_replace_an_existing_output_unasked(tmp_path, capsys):
+    from colorbook import cli
+    existing = tmp_path / "evaluation.json"
+    existing.write_text('{"mine": 1}')
+    for command in (["evaluate"], ["probe-critic", "--steps", "1"]):
+        code = cli.main([*command, "--checkpoint", str(tmp_path / "nowhere.pt"), "--out", str(existing)])
+        err = capsys.readouterr().err
+        assert code == 2 and "--overwrite" in err and "Traceback" not in err
+        assert existing.read_text() == '{"mine": 1}'
