@@ -13,10 +13,10 @@ from colorbook.core import Components, TrainState
 from colorbook.data.cartoons import CartoonImages
 from colorbook.losses.dtu import DTUObjective, critical_noise_std
 from colorbook.models.unet import UNetColorizer
-from colorbook.recipes import get
+from colorbook.recipes import get, get_family
 from colorbook.training.checkpoint import load_checkpoint
 from colorbook.training.loop import read_logs, train
-from colorbook.training.step import adam_for_interval, train_step
+from colorbook.training.step import adam_for_interval, critic_phase, prepare_batch, train_step
 
 SIZE = 8
 
@@ -153,3 +153,22 @@ def test_compiled_twins_share_the_weights_and_the_penalty_uses_the_eager_critic(
         assert torch.allclose(a, b, atol=1e-5)
     for a, b in zip(eager.generator.parameters(), compiled.generator.parameters()):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_scene_recipes_keep_their_gradient_penalties_of_order_one():
+    """The scene recipes' critic (GroupNorm, unit input gradient at initialisation): GP + R1 start at
+    order 1-10, not the 1e7 of the paper's BatchNorm critic (recorded in results/critic-sweep)."""
+    recipe = get("Q").resolve("quick")
+    assert recipe.options["critic_norm"] == "group" and recipe.options["critic_unit_gradient"]
+    torch.manual_seed(0)
+    parts = get_family("dtu")(recipe, torch.device("cpu"), 10)
+    real = torch.rand(4, 3, recipe.image_size, recipe.image_size, generator=torch.Generator().manual_seed(0))
+    real, gray = prepare_batch(real, "rgb", parts.generator.color_space)
+    with torch.no_grad():
+        fake = parts.generator(gray)
+    row = read_logs([(0, 0.0, critic_phase(parts, real, fake, gray, _state()))])[0]
+    assert 0.1 < row["gp"] + row["r1"] < 100, row
+    paper = get_family("dtu")(recipe.with_options(critic_norm="batch", critic_unit_gradient=False),
+                              torch.device("cpu"), 10)
+    paper_row = read_logs([(0, 0.0, critic_phase(paper, real, fake, gray, _state()))])[0]
+    assert paper_row["gp"] + paper_row["r1"] > 3 * (row["gp"] + row["r1"])

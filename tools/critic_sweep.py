@@ -60,7 +60,8 @@ def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dic
     base = get("K" if name == "K" else args.base).resolve(args.profile)
     recipe = dataclasses.replace(base.with_options(**options), seed=seed,
                                  **({"iters": args.iters} if args.iters else {}),
-                                 **({"lr": args.lr} if args.lr else {}))
+                                 **({"lr": args.lr} if args.lr else {}),
+                                 **({"batch_size": args.batch_size} if args.batch_size else {}))
     device = torch.device(args.device)
     started = time.time()
     run = Path(args.runs) / f"{args.profile}-{name}-s{seed}"
@@ -71,7 +72,8 @@ def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dic
         torch.manual_seed(seed)
         critic = get_family("dtu")(recipe, device, 1).critic
         record["input_gradient_norm_at_init"] = input_gradient_norm(critic, recipe.image_size, device)
-    metrics = train(recipe, run, device=device, progress=False, overwrite=True, command=record["provenance"]["command"])
+    metrics = train(recipe, run, profile=args.profile, device=device, progress=False, overwrite=True,
+                    command=record["provenance"]["command"])
     record["training"] = {"seconds_per_iteration": metrics["seconds_per_iteration"],
                           "final_losses_mean_last_50": metrics["final_losses_mean_last_50"]}
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -123,6 +125,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--iters", type=int, help="override the recipe's iterations (recorded)")
     parser.add_argument("--lr", type=float, help="override the recipe's learning rate (recorded)")
+    parser.add_argument("--batch-size", type=int, help="override the recipe's batch size (recorded)")
     parser.add_argument("--n", type=int, help="test images to evaluate on (default: all)")
     parser.add_argument("--probe-steps", type=int, default=0)
     parser.add_argument("--device", default="cpu")

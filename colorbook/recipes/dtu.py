@@ -125,6 +125,11 @@ _DTU_CHOICES = ("GP weight 10 (the paper writes lambda_recon); beta of instance 
                 "InN iterations; Adam betas (0.5, 0.999); see colorbook.recipes.dtu for all choices.")
 
 
+_SCENE_CRITIC = (" Critic: GroupNorm ResNet with its last layer scaled so |grad_x D| = 1 at initialisation, not the"
+                 " paper's BatchNorm ResNet with N(0, 0.02) weights, whose gradient penalties start at 1e7"
+                 " (results/critic-sweep); set options critic_norm='batch', critic_unit_gradient=False for the paper's.")
+
+
 def dtu_recipe(name: str, row: DTURow, scenes: bool) -> Recipe:
     """The :class:`Recipe` of one Table 1 row (``scenes``: the Places365 half of the table)."""
     noise_iters = row.noise_iters if row.critic else 0
@@ -136,6 +141,12 @@ def dtu_recipe(name: str, row: DTURow, scenes: bool) -> Recipe:
         "recon_weight": float(row.recon_weight), "r1_gamma": float(r1_gamma),
         "smoothing": row.smoothing and row.critic, "noise_iters": noise_iters, "dropout": name == "R",
     }
+    if scenes and row.critic:
+        # Not the paper's critic: a BatchNorm ResNet-152 with N(0, 0.02) weights starts with |grad_x D| ~ 2,000 at
+        # 128 px, so GP and R1 reach 1e7-1e8 (results/critic-sweep/scenes-Q-full-batch4-20it); GroupNorm (per
+        # sample, as a gradient penalty needs) with the last layer scaled to |grad_x D| = 1 keeps them at 1-40.
+        # The paper's critic: options critic_norm="batch", critic_unit_gradient=False.
+        options.update(critic_norm="group", critic_unit_gradient=True)
     switches = [s for s, on in (("GP", options["gp"]), ("R1 %g" % r1_gamma, r1_gamma),
                                 ("InS", options["smoothing"])) if on]
     line = (f"{row.summary} [{row.recon}{' x%g' % row.recon_weight if row.critic else ''}"
@@ -153,7 +164,7 @@ def dtu_recipe(name: str, row: DTURow, scenes: bool) -> Recipe:
         lr=1e-4 if scenes else 5e-5, options=options,
         paper={"fid": row.paper_fid, "source": "DTU Table 1 (FID, pytorch-fid, 10,000 vs 10,000 images)",
                "data": "Places365 athletic field/outdoor" if scenes else "colorized MNIST"},
-        notes=_DTU_CHOICES, quick=quick, table="dtu-scenes" if scenes else "dtu-mnist")
+        notes=_DTU_CHOICES + (_SCENE_CRITIC if scenes and row.critic else ""), quick=quick, table="dtu-scenes" if scenes else "dtu-mnist")
 
 
 #: every DTU recipe, in table order (registered by :mod:`colorbook.recipes`)
