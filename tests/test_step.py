@@ -172,3 +172,19 @@ def test_scene_recipes_keep_their_gradient_penalties_of_order_one():
                               torch.device("cpu"), 10)
     paper_row = read_logs([(0, 0.0, critic_phase(paper, real, fake, gray, _state()))])[0]
     assert paper_row["gp"] + paper_row["r1"] > 3 * (row["gp"] + row["r1"])
+
+
+def test_fused_adam_takes_over_the_state_of_an_unfused_one():
+    """A run resumed with fused Adam from a checkpoint of the unfused optimiser (a CPU run resumed on a GPU)
+    continues from the loaded state."""
+    from colorbook.training.speed import Speed, accelerate
+    parts = _parts(DTUObjective(noise_iters=0, smoothing=False, r1_gamma=0.0))
+    real, gray = _batch()
+    train_step(parts, real, gray, _state(0))
+    saved = parts.opt_g.state_dict()
+    resumed = _parts(DTUObjective(noise_iters=0, smoothing=False, r1_gamma=0.0))
+    resumed.opt_g.load_state_dict(saved)
+    accelerate(resumed, Speed(fused_adam=True))
+    train_step(resumed, real, gray, _state(1))
+    steps = [s["step"] for s in resumed.opt_g.state.values()]
+    assert all(s.dtype == torch.float32 and float(s) == 2.0 for s in steps)

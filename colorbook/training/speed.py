@@ -88,6 +88,12 @@ def accelerate(parts: Components, speed: Speed) -> Components:
             if isinstance(optimiser, torch.optim.Adam):
                 for group in optimiser.param_groups:
                     group["fused"], group["foreach"] = True, None
+                    for param in group["params"]:
+                        # the fused kernel keeps its step counts beside the parameters, as float32: a state
+                        # loaded from a checkpoint of the unfused optimiser (a CPU run) has them on the CPU
+                        state = optimiser.state.get(param, {})
+                        if isinstance(state.get("step"), torch.Tensor):
+                            state["step"] = state["step"].to(device=param.device, dtype=torch.float32)
     if speed.compile:
         parts.fast_generator = torch.compile(parts.generator)
         if parts.critic is not None:
