@@ -179,7 +179,7 @@ def test_extract_frames_split_gray_and_report(videos, tmp_path):
     assert np.abs(gray - (0.299 * r + 0.587 * g + 0.114 * b)).max() <= 1.0
     assert json.loads((tmp_path / "frames.json").read_text())["counts"] == summary["counts"]
     # deterministic: the same seed puts the same frames in the same splits
-    again = extract_frames([videos["clip"], videos["other"]], tmp_path / "again", every_s=1, skip_start_s=0,
+    extract_frames([videos["clip"], videos["other"]], tmp_path / "again", every_s=1, skip_start_s=0,
                            skip_end_s=0, size=32, split=(2, 1, 1), seed=5, progress=False)
     assert sorted(p.name for p in (tmp_path / "again" / "test").glob("*.png")) == [p.name for p in files["test"]]
 

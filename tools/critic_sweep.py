@@ -41,6 +41,7 @@ VARIANTS = {
     "group-unit": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True},
     "group-unit-lazy16": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True,
                           "reg_interval": 16},
+    "group-unit-no-r1": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True, "r1_gamma": 0.0},
     "group-unit-r1-1": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True, "r1_gamma": 1.0},
     "none-unit": {"critic_norm": "none", "critic_init": "torchvision", "critic_unit_gradient": True},
 }
