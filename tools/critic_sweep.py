@@ -84,6 +84,7 @@ def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dic
             "first_10": statistics.mean(p / a for p, a in penalties[:10]),
             "last_50": statistics.mean(p / a for p, a in penalties[-50:]),
             "max_penalty": max(p for p, _ in penalties)}
+    if "input_gradient_norm_at_init" in record:  # every variant with a critic, penalised or not
         gaps = [r["d_real_logit"] - r["d_fake_logit"] for r in rows if "d_real_logit" in r]
         record["logit_gap_last_50"] = statistics.mean(gaps[-50:])
         ckpt = load_checkpoint(run)
