@@ -133,3 +133,28 @@ def test_skips_pass_through_their_instance_norm():
     assert not torch.allclose(before, after)
     skip_channels = captured[0][:, -unet.channels[0]:]  # the finest skip: the last channels of the decoder input
     assert torch.allclose(skip_channels, torch.full_like(skip_channels, 0.3))
+
+
+@pytest.mark.parametrize("name", ["resnet10", "resnet18", "resnet50"])
+def test_our_resnet_is_torchvisions(name):
+    """colorbook.models.resnet rebuilds torchvision's ResNet (to keep torchvision's 1.4 s import out of
+    `import colorbook`): the same state-dict keys and shapes, and the same outputs from the same weights."""
+    torchvision = pytest.importorskip("torchvision")
+    from colorbook.models.resnet import ResNet
+    block, layers = CRITIC_ARCHS[name]
+    theirs_block = torchvision.models.resnet.BasicBlock if block.expansion == 1 else torchvision.models.resnet.Bottleneck
+    torch.manual_seed(0)
+    theirs = torchvision.models.resnet.ResNet(theirs_block, layers, num_classes=1).eval()
+    ours = ResNet(block, layers, num_classes=1).eval()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.allclose(ours(x), theirs(x), atol=1e-6)
+
+
+def test_sample_grids_are_laid_out_as_torchvision_lays_them_out():
+    torchvision = pytest.importorskip("torchvision")
+    from colorbook.training.loop import image_grid
+    images = torch.rand(7, 3, 5, 4)
+    for nrow in (1, 3, 7, 10):
+        assert torch.equal(image_grid(images, nrow=nrow), torchvision.utils.make_grid(images, nrow=nrow, padding=2))

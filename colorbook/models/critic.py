@@ -1,4 +1,4 @@
-"""The DTU critic: an untrained torchvision ResNet that reads a normalised L*a*b* image ``(B, 3, H, W)``
+"""The DTU critic: an untrained ResNet (torchvision's architecture, :mod:`colorbook.models.resnet`) that reads a normalised L*a*b* image ``(B, 3, H, W)``
 and returns one logit per image. Since L is the generator's own input, the critic is conditioned on it by
 construction. Introduced in chapter 5 of the book (book/05-critic).
 """
@@ -7,20 +7,20 @@ from __future__ import annotations
 import math
 
 import torch
-import torchvision
 from torch import nn
 
 __all__ = ["ResNetCritic", "CRITIC_ARCHS"]
 
 from colorbook.models.common import init_normal
+from colorbook.models.resnet import BasicBlock, Bottleneck, ResNet
 
 CRITIC_ARCHS = {
-    "resnet10": (torchvision.models.resnet.BasicBlock, [1, 1, 1, 1]),
-    "resnet18": (torchvision.models.resnet.BasicBlock, [2, 2, 2, 2]),
-    "resnet34": (torchvision.models.resnet.BasicBlock, [3, 4, 6, 3]),
-    "resnet50": (torchvision.models.resnet.Bottleneck, [3, 4, 6, 3]),
-    "resnet101": (torchvision.models.resnet.Bottleneck, [3, 4, 23, 3]),
-    "resnet152": (torchvision.models.resnet.Bottleneck, [3, 8, 36, 3]),
+    "resnet10": (BasicBlock, [1, 1, 1, 1]),
+    "resnet18": (BasicBlock, [2, 2, 2, 2]),
+    "resnet34": (BasicBlock, [3, 4, 6, 3]),
+    "resnet50": (Bottleneck, [3, 4, 6, 3]),
+    "resnet101": (Bottleneck, [3, 4, 23, 3]),
+    "resnet152": (Bottleneck, [3, 8, 36, 3]),
 }
 
 _NORMS = {
@@ -34,7 +34,7 @@ _NORMS = {
 
 
 class ResNetCritic(nn.Module):
-    """An untrained torchvision ResNet as the DTU critic: L*a*b* image -> one logit.
+    """An untrained ResNet (torchvision's architecture) as the DTU critic: L*a*b* image -> one logit.
 
     ``arch`` is one of :data:`CRITIC_ARCHS` (the paper: ResNet18 for MNIST, ResNet152 for scenes;
     ``resnet10`` is a [1, 1, 1, 1] ResNet for the quick profile).
@@ -77,7 +77,7 @@ class ResNetCritic(nn.Module):
         block, layers = CRITIC_ARCHS[arch]
         self.arch, self.norm = arch, norm
         self.small_input_threshold = small_input_threshold
-        self.net = torchvision.models.resnet.ResNet(block, layers, num_classes=1, norm_layer=_NORMS[norm])
+        self.net = ResNet(block, layers, num_classes=1, norm_layer=_NORMS[norm])
         # both stems are kept as separate modules (their weights must not alias in a checkpoint);
         # the ResNet's own conv1 becomes an identity and forward() applies the chosen stem
         self.standard_conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)

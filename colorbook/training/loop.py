@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision
+from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -57,7 +57,7 @@ from colorbook.training.speed import Speed, accelerate
 from colorbook.training.step import prepare_batch, train_step
 from colorbook.training.stream import BatchStream, fixed_examples
 
-__all__ = ["train", "resolve_recipe", "sample_grid", "read_logs", "RUN_FILES", "RunFolderBusy"]
+__all__ = ["train", "resolve_recipe", "sample_grid", "image_grid", "read_logs", "RUN_FILES", "RunFolderBusy"]
 
 try:  # POSIX advisory locks; where there are none (Windows), two runs on one folder are not detected
     import fcntl
@@ -89,10 +89,26 @@ def sample_grid(generator: nn.Module, real: torch.Tensor, path: str | Path | Non
     fake = generator(gray).float()
     generator.train(was_training)
     rows = [gray.expand(-1, 3, -1, -1), color.convert(fake, space, "rgb"), color.convert(real, space, "rgb")]
-    grid = torchvision.utils.make_grid(torch.cat(rows).clamp(0, 1).cpu(), nrow=nrow or real.shape[0], padding=2)
+    grid = image_grid(torch.cat(rows).clamp(0, 1).cpu(), nrow=nrow or real.shape[0], padding=2)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        torchvision.utils.save_image(grid, str(path))
+        pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(path)
+    return grid
+
+
+def image_grid(images: torch.Tensor, nrow: int, padding: int = 2) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` tiled ``nrow`` to a row with ``padding`` black pixels around each:
+    ``(C, H', W')``, as ``torchvision.utils.make_grid`` lays them out (written here so that importing
+    colorbook does not import torchvision)."""
+    count, channels, height, width = images.shape
+    columns = min(nrow, count)
+    rows = -(-count // columns)
+    cell_h, cell_w = height + padding, width + padding
+    grid = images.new_zeros((channels, rows * cell_h + padding, columns * cell_w + padding))
+    for index in range(count):
+        top, left = (index // columns) * cell_h + padding, (index % columns) * cell_w + padding
+        grid[:, top:top + height, left:left + width] = images[index]
     return grid
 
 
