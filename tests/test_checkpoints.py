@@ -169,3 +169,15 @@ def test_a_closed_pipe_is_not_a_traceback():
     result = subprocess.run(f"{sys.executable} -m colorbook recipes -v | head -1", shell=True, capture_output=True,
                             text=True, timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert result.stdout.startswith("A ") and "Traceback" not in result.stderr and "Broken" not in result.stderr
+
+
+def test_loading_a_generator_builds_no_critic(finished_run, monkeypatch):
+    """colorize and evaluate need only the generator: building the critic (a ResNet-152 and its
+    unit-gradient measurement for the scene recipes, 2 s on this CPU) would be wasted work."""
+    import colorbook.recipes.dtu as dtu
+
+    def no_critic(*args, **kwargs):
+        raise AssertionError("load_generator built a critic")
+    monkeypatch.setattr(dtu, "ResNetCritic", no_critic)
+    generator, recipe = load_generator(finished_run)
+    assert recipe.name == "H" and not generator.training

@@ -93,7 +93,7 @@ def _given(options: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, An
     return {keyword: options[option] for option, keyword in names.items() if option in options}
 
 
-def build_dtu(recipe: Recipe, device: torch.device, steps_per_epoch: int) -> Components:
+def build_dtu(recipe: Recipe, device: torch.device, steps_per_epoch: int, *, with_critic: bool = True) -> Components:
     """Models, objective and optimisers for a DTU recipe (Adam, betas ``options.betas``, one learning rate).
 
     ``options.reg_interval`` k > 1 runs the penalties every k iterations (StyleGAN2's lazy
@@ -110,7 +110,7 @@ def build_dtu(recipe: Recipe, device: torch.device, steps_per_epoch: int) -> Com
     interval = int(o.get("reg_interval", 1))
     if interval < 1:
         raise ValueError(f"recipe {recipe.name}: options.reg_interval must be at least 1, got {interval}")
-    if objective.uses_critic:
+    if objective.uses_critic and with_critic:
         critic_options = _given(o, _CRITIC_OPTIONS)
         if critic_options.get("unit_gradient_at") is True:  # the option is a switch: measured at the recipe's size
             critic_options["unit_gradient_at"] = recipe.image_size

@@ -66,7 +66,7 @@ def _optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float, optio
     raise ValueError(f"unknown optimizer {name!r}: choose 'adam' or 'sgd'")
 
 
-def build_kth(recipe: Recipe, device: torch.device, steps_per_epoch: int) -> Components:
+def build_kth(recipe: Recipe, device: torch.device, steps_per_epoch: int, *, with_critic: bool = True) -> Components:
     """Models, objective, optimisers and D's learning-rate schedule for a KTH recipe.
 
     ``steps_per_epoch``: iterations per epoch of the data set in use (used by the schedule unless
@@ -75,9 +75,6 @@ def build_kth(recipe: Recipe, device: torch.device, steps_per_epoch: int) -> Com
     """
     o = dict(recipe.options)
     generator = make_generator(o["generator"]).to(device)
-    discriminator = make_discriminator(o["discriminator"], variant=o.get("discriminator_variant", o["generator"]),
-                                       image_size=recipe.image_size,
-                                       condition_on_gray=bool(o.get("condition_on_gray", False))).to(device)
     epoch_images = o.get("schedule_epoch_images")
     iterations_per_epoch = epoch_images / recipe.batch_size if epoch_images else max(1, steps_per_epoch)
     objective = KTHObjective(aggregation=o.get("aggregation", "mean"), switch_epoch=o.get("switch_epoch", 5.0),
@@ -86,6 +83,11 @@ def build_kth(recipe: Recipe, device: torch.device, steps_per_epoch: int) -> Com
                              iterations_per_epoch=iterations_per_epoch if epoch_images else None)
     opt_g = _optimizer(o.get("g_optimizer", "adam"), generator.parameters(), recipe.lr, o,
                        weight_decay=o.get("g_weight_decay", 0.0))
+    if not with_critic:
+        return Components(generator, None, objective, opt_g, None)
+    discriminator = make_discriminator(o["discriminator"], variant=o.get("discriminator_variant", o["generator"]),
+                                       image_size=recipe.image_size,
+                                       condition_on_gray=bool(o.get("condition_on_gray", False))).to(device)
     opt_d = _optimizer(o.get("d_optimizer", "sgd"), discriminator.parameters(), o.get("d_lr", recipe.lr), o,
                        weight_decay=o.get("d_weight_decay", 0.0))
     schedulers = []

@@ -11,15 +11,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-import torch
 
 from colorbook.core import Components
 from colorbook.profile import check_profile
 
 __all__ = ["Recipe", "register", "get", "all_recipes", "register_family", "get_family", "table", "FamilyBuilder"]
 
-#: ``build(recipe, device, steps_per_epoch) -> Components``
-FamilyBuilder = Callable[["Recipe", torch.device, int], Components]
+#: ``build(recipe, device, steps_per_epoch, *, with_critic=True) -> Components``; ``with_critic=False``
+#: builds the generator side only (loading a generator must not build, e.g., a ResNet-152 critic)
+FamilyBuilder = Callable[..., Components]
 
 @dataclass(frozen=True)
 class Recipe:

@@ -122,7 +122,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
     ckpt = load_checkpoint(path)
     recipe = recipe_of(ckpt, path)
     try:
-        components = get_family(recipe.family)(recipe, device, 1)
+        components = get_family(recipe.family)(recipe, device, 1, with_critic=False)  # the generator is all we need
         components.generator.load_state_dict(ckpt["generator"])
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: its weights do not fit recipe {recipe.name!r} "
