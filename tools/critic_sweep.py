@@ -59,13 +59,13 @@ def input_gradient_norm(critic: torch.nn.Module, size: int, device: torch.device
 
 def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dict:
     base = get("K" if name == "K" else args.base).resolve(args.profile)
-    recipe = dataclasses.replace(base.with_options(**options), seed=seed,
+    recipe = dataclasses.replace(base.with_options(**{**options, **args.set}), seed=seed,
                                  **({"iters": args.iters} if args.iters else {}),
                                  **({"lr": args.lr} if args.lr else {}),
                                  **({"batch_size": args.batch_size} if args.batch_size else {}))
     device = torch.device(args.device)
     started = time.time()
-    run = Path(args.runs) / f"{args.profile}-{name}-s{seed}"
+    run = Path(args.runs) / f"{Path(args.out).name}-{args.profile}-{name}-s{seed}"
     record: dict = {"variant": name, "base": base.name, "options": dict(recipe.options), "seed": seed,
                     "iterations": recipe.iters, "lr": recipe.lr, "batch_size": recipe.batch_size,
                     "profile": args.profile, "provenance": provenance(device, " ".join(["python", *sys.argv]))}
@@ -119,6 +119,17 @@ def summary(out_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _option(text: str) -> tuple[str, object]:
+    """``name=value`` with the value read as JSON where it parses (``depth=3``, ``r1_gamma=0.1``)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected OPTION=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=["quick", "full"], default="quick")
@@ -128,6 +139,8 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=int, help="override the recipe's iterations (recorded)")
     parser.add_argument("--lr", type=float, help="override the recipe's learning rate (recorded)")
     parser.add_argument("--batch-size", type=int, help="override the recipe's batch size (recorded)")
+    parser.add_argument("--set", type=_option, action="append", default=[], metavar="OPTION=VALUE",
+                        help="a recipe option for every variant, K included (recorded), e.g. depth=3")
     parser.add_argument("--n", type=int, help="test images to evaluate on (default: all)")
     parser.add_argument("--probe-steps", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -135,6 +148,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", default=str(REPO / "runs" / "critic-sweep"))
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    args.set = dict(args.set)
     out_dir = Path(args.out) / args.profile
     out_dir.mkdir(parents=True, exist_ok=True)
     for seed in [int(s) for s in args.seeds.split(",")]:

@@ -35,11 +35,14 @@ from colorbook.data.mnist import (
 )
 from colorbook.metrics.image import _check_images, _check_pair
 
-__all__ = ["STROKE_THRESHOLD", "MIN_HUE_CHROMA", "mnist_angle", "mnist_chroma", "stroke_mask", "mean_stroke_hue",
+__all__ = ["STROKE_THRESHOLD", "MIN_HUE_CHROMA", "NEAR_GRAY_CHROMA_RATIO", "mnist_angle", "mnist_chroma", "stroke_mask", "mean_stroke_hue",
            "hue_hits", "hue_accuracy", "hue_accuracy_per_digit", "chroma_ratio", "MNISTMetrics", "mnist_metrics"]
 
 #: Stroke pixels of a colorized MNIST digit: normalised ``L`` above this.
 STROKE_THRESHOLD = 0.5
+#: A model whose chroma ratio is below this is "near gray": its hue accuracy and any comparison of its
+#: colours mean nothing (the book's one cut-off, chapters 4, 5 and 10).
+NEAR_GRAY_CHROMA_RATIO = 0.1
 #: Pixels whose chroma ``|(a*, b*) - 0.5|`` (normalised units) is below this
 #: have no meaningful hue and are left out of the circular mean. The data set's
 #: colours have chroma 0.5 to 0.71; one 8-bit level is 1/255 = 0.0039.
