@@ -18,6 +18,7 @@ orientation applied, the first frame of an animation (with a note); 16-bit image
 precision. A colour input is converted to gray first (its colour is discarded). Alpha is kept.
 Output: 8-bit PNG (RGBA when the input had alpha).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,8 +92,12 @@ def _lightness_of_rows(pixels: np.ndarray, device: torch.device) -> torch.Tensor
     return color.rgb_to_lab_norm(gray.expand(-1, 3, -1, -1))[0, 0]
 
 
-def _lightness(read_rows: Callable[[int, int], np.ndarray], height: int, width: int,
-               device: torch.device) -> torch.Tensor:
+def _lightness(
+    read_rows: Callable[[int, int], np.ndarray],
+    height: int,
+    width: int,
+    device: torch.device,
+) -> torch.Tensor:
     """Normalised L ``(H, W)`` float32 on the CPU, computed tile by tile from ``read_rows(top, bottom)``."""
     lightness = torch.empty((height, width), dtype=torch.float32)
     step = _rows_per_tile(width)
@@ -105,25 +110,36 @@ def _lightness(read_rows: Callable[[int, int], np.ndarray], height: int, width: 
 def _image_rows(image: Image.Image) -> Callable[[int, int], np.ndarray]:
     """Rows of a decoded image (:data:`colorbook.data.images.DECODED_MODES`) as float in ``[0, 1]``,
     without its alpha channel."""
+
     def read_rows(top: int, bottom: int) -> np.ndarray:
         tile = np.asarray(image.crop((0, top, image.width, bottom)), dtype=np.float32)
         if image.mode in ("LA", "RGBA"):
             tile = tile[..., :-1]
         return tile if image.mode == "F" else tile / 255.0
+
     return read_rows
 
 
 @torch.no_grad()
-def _predict_ab(generator: torch.nn.Module, lightness: torch.Tensor, work_size: int,
-                device: torch.device) -> torch.Tensor:
+def _predict_ab(
+    generator: torch.nn.Module,
+    lightness: torch.Tensor,
+    work_size: int,
+    device: torch.device,
+) -> torch.Tensor:
     """The generator's a*b* ``(1, 2, h, w)`` (normalised Lab, on ``device``) for a picture whose
     L is ``lightness`` ``(H, W)``; it sees the picture with its longer side ``work_size`` (never upscaled)."""
     height, width = lightness.shape
     scale = min(1.0, work_size / max(height, width))
     small_size = (max(1, round(height * scale)), max(1, round(width * scale)))
     full = lightness.to(device)[None, None]
-    small_l = F.interpolate(full, size=small_size, mode="bilinear", align_corners=False, antialias=True) \
-        if scale < 1 else full
+    small_l = (
+        F.interpolate(
+            full, size=small_size, mode="bilinear", align_corners=False, antialias=True
+        )
+        if scale < 1
+        else full
+    )
     # a gray picture's a*, b*: neutral (only the L of the model's input matters)
     neutral = color.rgb_to_lab_norm(torch.full((1, 3, 1, 1), 0.5, device=device))[:, 1:]
     small_lab = torch.cat([small_l, neutral.expand(-1, -1, *small_size)], dim=1)
@@ -133,17 +149,25 @@ def _predict_ab(generator: torch.nn.Module, lightness: torch.Tensor, work_size: 
     multiple = getattr(generator, "size_multiple", 1)
     pad_h, pad_w = (-gray.shape[-2]) % multiple, (-gray.shape[-1]) % multiple
     if pad_h or pad_w:
-        mode = "reflect" if pad_h < gray.shape[-2] and pad_w < gray.shape[-1] else "replicate"
+        mode = (
+            "reflect"
+            if pad_h < gray.shape[-2] and pad_w < gray.shape[-1]
+            else "replicate"
+        )
         gray = F.pad(gray, (0, pad_w, 0, pad_h), mode=mode)
-    out = generator(gray)[..., :small_size[0], :small_size[1]]
+    out = generator(gray)[..., : small_size[0], : small_size[1]]
     return color.convert(out, space, "lab")[:, 1:]
 
 
-def _bilinear_taps(out_size: int, in_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _bilinear_taps(
+    out_size: int, in_size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Source indices ``(low, high)`` and weight of ``high`` for each of ``out_size`` positions:
     ``F.interpolate(mode="bilinear", align_corners=False)`` along one axis, so that a tile of rows
     can be upsampled on its own with the result of upsampling the whole map."""
-    position = ((torch.arange(out_size, dtype=torch.float64, device=device) + 0.5) * (in_size / out_size) - 0.5)
+    position = (torch.arange(out_size, dtype=torch.float64, device=device) + 0.5) * (
+        in_size / out_size
+    ) - 0.5
     position = position.clamp_(min=0)
     low = position.floor().long().clamp_(max=in_size - 1)
     high = (low + 1).clamp_(max=in_size - 1)
@@ -151,7 +175,12 @@ def _bilinear_taps(out_size: int, in_size: int, device: torch.device) -> tuple[t
 
 
 @torch.no_grad()
-def _render(lightness: torch.Tensor, small_ab: torch.Tensor, out: np.ndarray, device: torch.device) -> None:
+def _render(
+    lightness: torch.Tensor,
+    small_ab: torch.Tensor,
+    out: np.ndarray,
+    device: torch.device,
+) -> None:
     """Fill ``out[..., :3]`` (``(H, W, C)``, float32 in ``[0, 1]`` or uint8) with the RGB of the
     full-resolution L ``lightness`` ``(H, W)`` and the bilinearly upsampled ``small_ab`` ``(1, 2, h, w)``,
     tile by tile."""
@@ -162,7 +191,11 @@ def _render(lightness: torch.Tensor, small_ab: torch.Tensor, out: np.ndarray, de
     step = _rows_per_tile(width)
     for top in range(0, height, step):
         bottom = min(height, top + step)
-        rows = torch.lerp(ab[:, row_low[top:bottom]], ab[:, row_high[top:bottom]], row_weight[top:bottom, None])
+        rows = torch.lerp(
+            ab[:, row_low[top:bottom]],
+            ab[:, row_high[top:bottom]],
+            row_weight[top:bottom, None],
+        )
         tile_ab = torch.lerp(rows[:, :, col_low], rows[:, :, col_high], col_weight)
         lab = torch.cat([lightness[top:bottom].to(device)[None], tile_ab], dim=0)[None]
         rgb = color.lab_norm_to_rgb(lab)[0].permute(1, 2, 0).cpu().numpy()
@@ -173,18 +206,25 @@ def _render(lightness: torch.Tensor, small_ab: torch.Tensor, out: np.ndarray, de
 
 def _check_work_size(work_size: int) -> None:
     if int(work_size) != work_size or work_size < 1:
-        raise ValueError(f"--work-size must be a positive number of pixels (the longer side the model sees), "
-                         f"got {work_size}")
+        raise ValueError(
+            f"--work-size must be a positive number of pixels (the longer side the model sees), "
+            f"got {work_size}"
+        )
 
 
 @torch.no_grad()
-def colorize_array(generator: torch.nn.Module, rgb: np.ndarray, work_size: int = 256,
-                   device: str | torch.device = "cpu") -> np.ndarray:
-    """Colorize one image ``(H, W, 3)`` (or gray ``(H, W)``) float in ``[0, 1]`` (its colour is
-    ignored); returns ``(H, W, 3)`` float32 RGB in ``[0, 1]``.
+def colorize_array(
+    generator: torch.nn.Module,
+    rgb: np.ndarray,
+    work_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Colorize one image ``(H, W, 3)`` (or gray ``(H, W)``) float in ``[0, 1]`` (its
+    colour is ignored); returns ``(H, W, 3)`` float32 RGB in ``[0, 1]``.
 
-    The generator sees the image resized so its longer side is ``work_size`` (never upscaled); its
-    a*b* is upsampled to full resolution and joined to the full-resolution L, in tiles of rows.
+    The generator sees the image resized so its longer side is ``work_size`` (never
+    upscaled); its a*b* is upsampled to full resolution and joined to the
+    full-resolution L, in tiles of rows.
     """
     _check_work_size(work_size)
     device = torch.device(device)
@@ -197,22 +237,35 @@ def colorize_array(generator: torch.nn.Module, rgb: np.ndarray, work_size: int =
     return result
 
 
-def _colorize_decoded(generator: torch.nn.Module, decoded: DecodedImage, work_size: int,
-                      device: torch.device) -> np.ndarray:
+def _colorize_decoded(
+    generator: torch.nn.Module,
+    decoded: DecodedImage,
+    work_size: int,
+    device: torch.device,
+) -> np.ndarray:
     """A decoded file -> 8-bit ``(H, W, 3)`` RGB, or ``(H, W, 4)`` RGBA with the file's alpha."""
     image = decoded.image
     lightness = _lightness(_image_rows(image), image.height, image.width, device)
-    pixels = np.empty((image.height, image.width, 4 if decoded.has_alpha else 3), dtype=np.uint8)
+    pixels = np.empty(
+        (image.height, image.width, 4 if decoded.has_alpha else 3), dtype=np.uint8
+    )
     if decoded.has_alpha:
         pixels[..., 3] = np.asarray(image.getchannel("A"))
-    del image  # the caller drops the decoded file too: only L and alpha are needed from here on
+    del (
+        image
+    )  # the caller drops the decoded file too: only L and alpha are needed from here on
     small_ab = _predict_ab(generator, lightness, work_size, device)
     _render(lightness, small_ab, pixels, device)
     return pixels
 
 
-def _colorize_file(generator: torch.nn.Module, source: Path, work_size: int, device: torch.device,
-                   on_note: Callable[[str], None]) -> np.ndarray:
+def _colorize_file(
+    generator: torch.nn.Module,
+    source: Path,
+    work_size: int,
+    device: torch.device,
+    on_note: Callable[[str], None],
+) -> np.ndarray:
     decoded = read_image_file(source)
     if decoded.note:
         on_note(decoded.note)
@@ -242,10 +295,14 @@ def _expand_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], lis
         if path.is_dir():
             files = image_files_in(path)
             if not files:
-                failures.append(f"{path}: a folder without image files directly inside it "
-                                f"(endings {', '.join(IMAGE_EXTENSIONS)})")
+                failures.append(
+                    f"{path}: a folder without image files directly inside it "
+                    f"(endings {', '.join(IMAGE_EXTENSIONS)})"
+                )
         else:
-            files = [path]  # a missing file is reported with the other failures at the end
+            files = [
+                path
+            ]  # a missing file is reported with the other failures at the end
         for file in files:
             key = _file_identity(file) or file.absolute()
             if key not in seen:
@@ -254,7 +311,9 @@ def _expand_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], lis
     return sources, failures
 
 
-def output_paths(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> list[Path]:
+def output_paths(
+    sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike
+) -> list[Path]:
     """One distinct output path in ``out_dir`` for each of ``sources``; none of them is an input.
 
     ``<stem>_color.png``; inputs that share a stem (``same.png``, ``same.jpg``) get their ending in
@@ -264,13 +323,18 @@ def output_paths(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     """
     out_dir = Path(out_dir)
     sources = [Path(s) for s in sources]
-    inputs = {identity for identity in map(_file_identity, sources) if identity is not None}
+    inputs = {
+        identity for identity in map(_file_identity, sources) if identity is not None
+    }
     stems = Counter(s.stem for s in sources)
     taken: set[str] = set()
     targets = []
     for source in sources:
-        base = f"{source.stem}_color" if stems[source.stem] == 1 else \
-            f"{source.stem}_{source.suffix.lstrip('.').lower() or 'noext'}_color"
+        base = (
+            f"{source.stem}_color"
+            if stems[source.stem] == 1
+            else f"{source.stem}_{source.suffix.lstrip('.').lower() or 'noext'}_color"
+        )
         target, number = out_dir / f"{base}.png", 2
         while target.name.casefold() in taken or _file_identity(target) in inputs:
             target, number = out_dir / f"{base}_{number}.png", number + 1
@@ -282,18 +346,24 @@ def output_paths(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLik
 def _check_out_dir(out_dir: Path) -> None:
     """One clear line, before any work, when ``out_dir`` cannot be the output folder."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir} is a file, not a folder: give a folder for the colorized images")
+        raise ValueError(
+            f"--out {out_dir} is a file, not a folder: give a folder for the colorized images"
+        )
     existing = out_dir
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise ValueError(f"--out {out_dir} cannot be made: {existing} is a file, not a folder")
+        raise ValueError(
+            f"--out {out_dir} cannot be made: {existing} is a file, not a folder"
+        )
     try:  # a real write: permissions, read-only file systems and ACLs all show up here
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise ValueError(f"--out {out_dir}: cannot write in {existing} ({error.strerror or error}); "
-                         "choose a folder you can write to") from None
+        raise ValueError(
+            f"--out {out_dir}: cannot write in {existing} ({error.strerror or error}); "
+            "choose a folder you can write to"
+        ) from None
 
 
 def _failure_line(source: Path, error: BaseException) -> str:
@@ -307,10 +377,16 @@ def _warn_note(note: str) -> None:
     warnings.warn(note, UserWarning, stacklevel=3)
 
 
-def colorize_files(checkpoint: str | Path, inputs: Sequence[str | os.PathLike], out_dir: str | Path,
-                   work_size: int | None = None, device: str | torch.device | None = None,
-                   progress: bool = True, overwrite: bool = False,
-                   on_note: Callable[[str], None] | None = None) -> list[Path]:
+def colorize_files(
+    checkpoint: str | Path,
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | Path,
+    work_size: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    on_note: Callable[[str], None] | None = None,
+) -> list[Path]:
     """Colorize every file in ``inputs`` into ``out_dir`` (names: :func:`output_paths`); returns
     the written paths.
 
@@ -337,16 +413,24 @@ def colorize_files(checkpoint: str | Path, inputs: Sequence[str | os.PathLike], 
     if not overwrite:
         existing = [t for t in targets if t.exists()]
         if existing:
-            shown = ", ".join(t.name for t in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
-            raise ValueError(f"{len(existing)} output file(s) already exist in {out_dir} ({shown}): pass "
-                             "--overwrite (overwrite=True) to replace them, or choose another --out")
+            shown = ", ".join(t.name for t in existing[:3]) + (
+                f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+            )
+            raise ValueError(
+                f"{len(existing)} output file(s) already exist in {out_dir} ({shown}): pass "
+                "--overwrite (overwrite=True) to replace them, or choose another --out"
+            )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ValueError(f"--out {out_dir} cannot be made ({error.strerror or error})") from None
+        raise ValueError(
+            f"--out {out_dir} cannot be made ({error.strerror or error})"
+        ) from None
     on_note = on_note or _warn_note
     written: list[Path] = []
-    for source, target in tqdm(list(zip(sources, targets)), desc="colorize", disable=not progress):
+    for source, target in tqdm(
+        list(zip(sources, targets)), desc="colorize", disable=not progress
+    ):
         try:
             pixels = _colorize_file(generator, source, work_size, device, on_note)
             Image.fromarray(pixels).save(target, format="PNG")
@@ -355,15 +439,23 @@ def colorize_files(checkpoint: str | Path, inputs: Sequence[str | os.PathLike], 
             continue
         written.append(target)
     if failures:
-        raise ValueError(f"{len(failures)} of {total} inputs could not be colorized "
-                         f"({len(written)} written to {out_dir}):\n  " + "\n  ".join(failures))
+        raise ValueError(
+            f"{len(failures)} of {total} inputs could not be colorized "
+            f"({len(written)} written to {out_dir}):\n  " + "\n  ".join(failures)
+        )
     return written
 
 
 def _run_colorize(args: argparse.Namespace) -> int:
-    written = colorize_files(args.checkpoint, args.inputs, args.out, work_size=args.work_size, device=args.device,
-                             overwrite=args.overwrite,
-                             on_note=lambda note: tqdm.write(f"note: {note}", file=sys.stderr))  # clear of the bar
+    written = colorize_files(
+        args.checkpoint,
+        args.inputs,
+        args.out,
+        work_size=args.work_size,
+        device=args.device,
+        overwrite=args.overwrite,
+        on_note=lambda note: tqdm.write(f"note: {note}", file=sys.stderr),
+    )  # clear of the bar
     for path in written:
         print(path)
     return 0
@@ -371,15 +463,36 @@ def _run_colorize(args: argparse.Namespace) -> int:
 
 def add_colorize_subcommand(subparsers) -> argparse.ArgumentParser:
     """Add ``colorize`` to an argparse subparsers object; the handler is in ``func``."""
-    p = subparsers.add_parser("colorize", help="colorize image files with a trained checkpoint")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `train` (or its directory)")
-    p.add_argument("inputs", nargs="+",
-                   help="image files (gray, RGB, RGBA or 16-bit, any size) or folders of them (not recursive)")
-    p.add_argument("--out", required=True,
-                   help="output folder for <name>_color.png (never overwrites an input; see --overwrite)")
-    p.add_argument("--work-size", type=int, help="longer side the model sees (default: max(2 x training size, 256))")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace output files that already exist in --out (inputs are never replaced)")
+    p = subparsers.add_parser(
+        "colorize", help="colorize image files with a trained checkpoint"
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="checkpoint.pt written by `train` (or its directory)",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        help="image files (gray, RGB, RGBA or 16-bit, any size) or folders of them (not recursive)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder for <name>_color.png (never overwrites an input; see --overwrite)",
+    )
+    p.add_argument(
+        "--work-size",
+        type=int,
+        help="longer side the model sees (default: max(2 x training size, 256))",
+    )
+    p.add_argument(
+        "--device", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace output files that already exist in --out (inputs are never replaced)",
+    )
     p.set_defaults(func=_run_colorize)
     return p

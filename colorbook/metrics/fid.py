@@ -152,11 +152,17 @@ def find_inception_weights(path: str | os.PathLike | None = None) -> Path:
     if path is not None:
         candidate, origin = Path(path).expanduser(), "the weights= argument"
     elif os.environ.get(WEIGHTS_ENV_VAR):
-        candidate, origin = Path(os.environ[WEIGHTS_ENV_VAR]).expanduser(), f"${WEIGHTS_ENV_VAR}"
+        candidate, origin = (
+            Path(os.environ[WEIGHTS_ENV_VAR]).expanduser(),
+            f"${WEIGHTS_ENV_VAR}",
+        )
     else:
         candidate, origin = _hub_weights_path(), "pytorch-fid's cache"
     if not candidate.is_file():
-        raise FIDWeightsMissing(f"No FID Inception weights at {candidate} (from {origin}).\n" + _how_to_get_weights())
+        raise FIDWeightsMissing(
+            f"No FID Inception weights at {candidate} (from {origin}).\n"
+            + _how_to_get_weights()
+        )
     return candidate
 
 
@@ -247,12 +253,19 @@ class FIDInceptionPool3(nn.Module):
         )
 
     def forward(self, images: Tensor) -> Tensor:
-        x = F.interpolate(images, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False)
+        x = F.interpolate(
+            images,
+            size=(INCEPTION_SIZE, INCEPTION_SIZE),
+            mode="bilinear",
+            align_corners=False,
+        )
         x = 2 * x - 1
         return self.blocks(x).flatten(1)
 
 
-def load_inception(weights_path: str | os.PathLike, device: torch.device | str | None = None) -> FIDInceptionPool3:
+def load_inception(
+    weights_path: str | os.PathLike, device: torch.device | str | None = None
+) -> FIDInceptionPool3:
     """Build the FID Inception and load its weights from a local file (never downloads).
 
     ``weights_path``: a state dict as pytorch-fid ships it (see
@@ -262,7 +275,9 @@ def load_inception(weights_path: str | os.PathLike, device: torch.device | str |
     """
     path = Path(weights_path)
     if not path.is_file():
-        raise FIDWeightsMissing(f"No FID Inception weights at {path}.\n" + _how_to_get_weights())
+        raise FIDWeightsMissing(
+            f"No FID Inception weights at {path}.\n" + _how_to_get_weights()
+        )
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # corrupt or not a torch file: say which file
@@ -291,7 +306,9 @@ def _resolve_device(device: torch.device | str | None) -> torch.device:
 # ----------------------------------------------------------------------------
 # features and statistics
 # ----------------------------------------------------------------------------
-def _image_batches(images: ImageSource, batch_size: int) -> tuple[Iterable[Tensor], int | None]:
+def _image_batches(
+    images: ImageSource, batch_size: int
+) -> tuple[Iterable[Tensor], int | None]:
     """Batches of images from a tensor or an iterable, and the count when known.
 
     An iterable may yield ``(B, 3, H, W)`` tensors, single ``(3, H, W)`` images,
@@ -301,7 +318,9 @@ def _image_batches(images: ImageSource, batch_size: int) -> tuple[Iterable[Tenso
         if images.dim() == 3:
             images = images.unsqueeze(0)
         return images.split(batch_size), images.shape[0]
-    if isinstance(images, (str, bytes, os.PathLike)) or not isinstance(images, Iterable):
+    if isinstance(images, (str, bytes, os.PathLike)) or not isinstance(
+        images, Iterable
+    ):
         raise TypeError(
             "images must be a tensor (N, 3, H, W) or an iterable of such batches (e.g. a DataLoader); "
             f"got {type(images).__name__}."
@@ -316,10 +335,14 @@ def _rebatch(source: Iterable, batch_size: int) -> Iterable[Tensor]:
     for item in source:
         if isinstance(item, (tuple, list)):
             if not item or not isinstance(item[0], Tensor):
-                raise TypeError("An item of the image iterable is a tuple whose first element is not a tensor.")
+                raise TypeError(
+                    "An item of the image iterable is a tuple whose first element is not a tensor."
+                )
             item = item[0]
         if not isinstance(item, Tensor):
-            raise TypeError(f"The image iterable yielded a {type(item).__name__}, not a tensor.")
+            raise TypeError(
+                f"The image iterable yielded a {type(item).__name__}, not a tensor."
+            )
         if item.dim() == 3:
             item = item.unsqueeze(0)
         if item.dim() != 4:
@@ -333,7 +356,9 @@ def _rebatch(source: Iterable, batch_size: int) -> Iterable[Tensor]:
             joined = torch.cat(pending)
             yield joined[:batch_size]
             rest = joined[batch_size:]
-            pending, pending_count = ([rest], rest.shape[0]) if rest.shape[0] else ([], 0)
+            pending, pending_count = (
+                ([rest], rest.shape[0]) if rest.shape[0] else ([], 0)
+            )
     if pending_count:
         yield torch.cat(pending)
 
@@ -346,7 +371,9 @@ def _check_rgb_batch(batch: Tensor) -> None:
             "or pass space='lab'."
         )
     if not batch.is_floating_point():
-        raise ValueError(f"FID inputs must be float in [0, 1]; got dtype {batch.dtype}. Use x.float() / 255.")
+        raise ValueError(
+            f"FID inputs must be float in [0, 1]; got dtype {batch.dtype}. Use x.float() / 255."
+        )
     low, high = float(batch.min()), float(batch.max())
     if low < -1e-3 or high > 1 + 1e-3:
         raise ValueError(
@@ -382,7 +409,12 @@ def inception_features(
     total = known if limit is None or known is None else min(known, limit)
     features: list[np.ndarray] = []
     seen = 0
-    with tqdm(total=total if total is not None else limit, desc=desc, unit="img", disable=not progress) as bar:
+    with tqdm(
+        total=total if total is not None else limit,
+        desc=desc,
+        unit="img",
+        disable=not progress,
+    ) as bar:
         for batch in batches:
             if limit is not None:
                 batch = batch[: limit - seen]
@@ -396,7 +428,9 @@ def inception_features(
             if limit is not None and seen >= limit:
                 break  # before pulling another batch from a (possibly costly) generator
     if not features:
-        raise ValueError("No images were given to inception_features (empty tensor or iterable).")
+        raise ValueError(
+            "No images were given to inception_features (empty tensor or iterable)."
+        )
     return np.concatenate(features)
 
 
@@ -406,7 +440,9 @@ def statistics(features: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
         features = features.detach().cpu().numpy()
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2 or features.shape[0] < 2:
-        raise ValueError(f"statistics needs features shaped (N, D) with N >= 2; got shape {features.shape}.")
+        raise ValueError(
+            f"statistics needs features shaped (N, D) with N >= 2; got shape {features.shape}."
+        )
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
@@ -414,7 +450,7 @@ FRECHET_METHODS = {
     # pytorch-fid's own function passes scipy's `sqrtm(..., disp=False)`, which SciPy 1.17 deprecates and
     # newer SciPy rejects; its algorithm is therefore re-implemented here, and the label says so.
     "pytorch-fid": "pytorch-fid 0.3.0's calculate_frechet_distance algorithm (scipy sqrtm of S1 S2, "
-                   "eps retry when singular), re-implemented in colorbook without sqrtm's removed `disp` argument",
+    "eps retry when singular), re-implemented in colorbook without sqrtm's removed `disp` argument",
     "eigh": "symmetric eigendecompositions (numpy eigh), same quantity as pytorch-fid",
 }
 
@@ -432,7 +468,10 @@ def _trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     complex round-off of a general ``sqrtm``, and much faster.
     """
     values, vectors = np.linalg.eigh(sigma1)
-    keep = values > max(float(values.max()), 0.0) * values.shape[0] * np.finfo(np.float64).eps
+    keep = (
+        values
+        > max(float(values.max()), 0.0) * values.shape[0] * np.finfo(np.float64).eps
+    )
     root = vectors[:, keep] * np.sqrt(values[keep])
     middle = root.T @ sigma2 @ root
     eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
@@ -453,7 +492,9 @@ def _trace_sqrt_product_pytorch_fid(sigma1: np.ndarray, sigma2: np.ndarray) -> f
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         # Covariances of fewer samples than dimensions (or of dead features) are singular by
         # construction; scipy says so on every call (older scipy prints it), which is noise here.
-        warnings.filterwarnings("ignore", message="Matrix is (singular|ill-conditioned)")
+        warnings.filterwarnings(
+            "ignore", message="Matrix is (singular|ill-conditioned)"
+        )
         covmean = linalg.sqrtm(sigma1 @ sigma2)
         if not np.isfinite(covmean).all():
             offset = np.eye(sigma1.shape[0]) * _PYTORCH_FID_EPS
@@ -462,8 +503,12 @@ def _trace_sqrt_product_pytorch_fid(sigma1: np.ndarray, sigma2: np.ndarray) -> f
         else:
             retried = False
     if retried:  # outside the catch_warnings block, so that the caller sees it
-        warnings.warn(f"pytorch-fid: fid calculation produces singular product; adding {_PYTORCH_FID_EPS} "
-                      "to diagonal of cov estimates", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"pytorch-fid: fid calculation produces singular product; adding {_PYTORCH_FID_EPS} "
+            "to diagonal of cov estimates",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     covmean = np.asarray(covmean)
     if np.iscomplexobj(covmean):  # round-off can leave a slight imaginary part
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
@@ -477,7 +522,11 @@ def _trace_sqrt_product_pytorch_fid(sigma1: np.ndarray, sigma2: np.ndarray) -> f
 
 
 def frechet_distance(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, method: str = "pytorch-fid"
+    mu1: np.ndarray,
+    sigma1: np.ndarray,
+    mu2: np.ndarray,
+    sigma2: np.ndarray,
+    method: str = "pytorch-fid",
 ) -> float:
     """Fréchet distance ``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))`` between two Gaussians.
 
@@ -493,18 +542,30 @@ def frechet_distance(
     The result can be a tiny negative number (round-off) for identical inputs.
     """
     if method not in FRECHET_METHODS:
-        raise ValueError(f"Unknown Fréchet distance method {method!r}; expected one of {sorted(FRECHET_METHODS)}.")
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, dtype=np.float64)), np.atleast_1d(np.asarray(mu2, dtype=np.float64))
+        raise ValueError(
+            f"Unknown Fréchet distance method {method!r}; expected one of {sorted(FRECHET_METHODS)}."
+        )
+    mu1, mu2 = (
+        np.atleast_1d(np.asarray(mu1, dtype=np.float64)),
+        np.atleast_1d(np.asarray(mu2, dtype=np.float64)),
+    )
     sigma1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
     sigma2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
     dim = mu1.shape[0]
-    if mu1.shape != (dim,) or mu2.shape != (dim,) or sigma1.shape != (dim, dim) or sigma2.shape != (dim, dim):
+    if (
+        mu1.shape != (dim,)
+        or mu2.shape != (dim,)
+        or sigma1.shape != (dim, dim)
+        or sigma2.shape != (dim, dim)
+    ):
         raise ValueError(
             "frechet_distance needs means (D,) and covariances (D, D) of one D; got "
             f"{mu1.shape}, {sigma1.shape}, {mu2.shape}, {sigma2.shape}."
         )
     if not all(np.isfinite(a).all() for a in (mu1, mu2, sigma1, sigma2)):
-        raise ValueError("frechet_distance got NaN or infinite statistics (did the features overflow?).")
+        raise ValueError(
+            "frechet_distance got NaN or infinite statistics (did the features overflow?)."
+        )
     if method == "eigh":
         trace_sqrt = _trace_sqrt_product_eigh(sigma1, sigma2)
     else:
@@ -525,24 +586,35 @@ def _cache_file(key: str, cache_dir: Path) -> Path:
 def _load_or_compute_statistics(
     key: str, compute_fn: Callable[[], Any], cache_dir: str | os.PathLike | None
 ) -> tuple[np.ndarray, np.ndarray, int | None, Path]:
-    directory = Path(cache_dir).expanduser() if cache_dir is not None else cache_root() / "fid"
+    directory = (
+        Path(cache_dir).expanduser() if cache_dir is not None else cache_root() / "fid"
+    )
     path = _cache_file(key, directory)
     if path.is_file():
         try:
             with np.load(path) as stored:
-                if str(stored["key"]) == key:  # guards against a (very unlikely) hash clash
+                if (
+                    str(stored["key"]) == key
+                ):  # guards against a (very unlikely) hash clash
                     n = int(stored["n"]) if int(stored["n"]) >= 0 else None
                     return stored["mu"], stored["sigma"], n, path
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             # written atomically, so a broken file was damaged afterwards: say which one, never guess
-            raise ValueError(f"{path} is not a readable FID statistics cache ({type(error).__name__}: "
-                             f"{str(error)[:120]}); delete it and it will be recomputed") from None
+            raise ValueError(
+                f"{path} is not a readable FID statistics cache ({type(error).__name__}: "
+                f"{str(error)[:120]}); delete it and it will be recomputed"
+            ) from None
     result = compute_fn()
     if isinstance(result, (tuple, list)) and len(result) in (2, 3):
-        mu, sigma = np.asarray(result[0], dtype=np.float64), np.asarray(result[1], dtype=np.float64)
+        mu, sigma = (
+            np.asarray(result[0], dtype=np.float64),
+            np.asarray(result[1], dtype=np.float64),
+        )
         n = int(result[2]) if len(result) == 3 and result[2] is not None else None
     else:  # features (N, D)
-        features = np.asarray(result.detach().cpu() if isinstance(result, Tensor) else result)
+        features = np.asarray(
+            result.detach().cpu() if isinstance(result, Tensor) else result
+        )
         mu, sigma = statistics(features)
         n = features.shape[0]
     directory.mkdir(parents=True, exist_ok=True)
@@ -617,9 +689,13 @@ def compute_fid(
     started = time.perf_counter()
     weights_path = find_inception_weights(weights)  # first: fail before any work
     if method not in FRECHET_METHODS:
-        raise ValueError(f"Unknown Fréchet distance method {method!r}; expected one of {sorted(FRECHET_METHODS)}.")
+        raise ValueError(
+            f"Unknown Fréchet distance method {method!r}; expected one of {sorted(FRECHET_METHODS)}."
+        )
     if n is not None and n < 2:
-        raise ValueError(f"n must be >= 2 (a covariance needs two samples) or None; got {n}.")
+        raise ValueError(
+            f"n must be >= 2 (a covariance needs two samples) or None; got {n}."
+        )
     fingerprint = weights_fingerprint(weights_path)
     if model is None:
         model = load_inception(weights_path, device)
@@ -627,7 +703,14 @@ def compute_fid(
 
     def features_of(images: ImageSource, desc: str) -> np.ndarray:
         return inception_features(
-            images, model, batch_size=batch_size, device=device, progress=progress, limit=n, space=space, desc=desc
+            images,
+            model,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+            limit=n,
+            space=space,
+            desc=desc,
         )
 
     cache_path: Path | None = None

@@ -20,6 +20,7 @@ Colorized MNIST (``"lab"`` images, see :class:`colorbook.data.ColorizedMNIST`):
 
 Introduced in chapter 9 of the book (book/09-evaluation).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,21 @@ from colorbook.data.mnist import (
 )
 from colorbook.metrics.image import _check_images, _check_pair
 
-__all__ = ["STROKE_THRESHOLD", "MIN_HUE_CHROMA", "NEAR_GRAY_CHROMA_RATIO", "mnist_angle", "mnist_chroma", "stroke_mask", "mean_stroke_hue",
-           "hue_hits", "hue_accuracy", "hue_accuracy_per_digit", "chroma_ratio", "MNISTMetrics", "mnist_metrics"]
+__all__ = [
+    "STROKE_THRESHOLD",
+    "MIN_HUE_CHROMA",
+    "NEAR_GRAY_CHROMA_RATIO",
+    "mnist_angle",
+    "mnist_chroma",
+    "stroke_mask",
+    "mean_stroke_hue",
+    "hue_hits",
+    "hue_accuracy",
+    "hue_accuracy_per_digit",
+    "chroma_ratio",
+    "MNISTMetrics",
+    "mnist_metrics",
+]
 
 #: Stroke pixels of a colorized MNIST digit: normalised ``L`` above this.
 STROKE_THRESHOLD = 0.5
@@ -49,10 +63,14 @@ NEAR_GRAY_CHROMA_RATIO = 0.1
 MIN_HUE_CHROMA = 1e-3
 
 
-def _digits_tensor(digits: Tensor | Sequence[int], batch: int, device: torch.device) -> Tensor:
+def _digits_tensor(
+    digits: Tensor | Sequence[int], batch: int, device: torch.device
+) -> Tensor:
     digits = torch.as_tensor(digits, device=device).long().flatten()
     if digits.numel() != batch:
-        raise ValueError(f"digits must hold one label per image ({batch}); got {digits.numel()}.")
+        raise ValueError(
+            f"digits must hold one label per image ({batch}); got {digits.numel()}."
+        )
     if digits.numel() and (int(digits.min()) < 0 or int(digits.max()) > 9):
         raise ValueError("digits must be integers 0..9 (colorized MNIST labels).")
     return digits
@@ -124,13 +142,18 @@ def hue_hits(
     """
     pred_lab, true_lab = _check_pair(pred_lab, true_lab)
     digits = _digits_tensor(digits, pred_lab.shape[0], pred_lab.device)
-    angle, valid = mean_stroke_hue(pred_lab, stroke_mask(true_lab, threshold), min_chroma)
-    # mnist_hue_interval(D) = (2pi(D-0.5)/10, 2pi(D+0.5)/10): centre 2pi D/10, half-width pi/10.
+    angle, valid = mean_stroke_hue(
+        pred_lab, stroke_mask(true_lab, threshold), min_chroma
+    )
+    # mnist_hue_interval(D) = (2pi(D-0.5)/10, 2pi(D+0.5)/10): centre 2pi D/10,
+    # half-width pi/10.
     centre = mnist_angle_from_digit(digits)
     return valid & (_wrap(angle - centre).abs() <= math.pi / 10)
 
 
-def hue_accuracy(pred_lab: Tensor, true_lab: Tensor, digits: Tensor | Sequence[int], **options: float) -> float:
+def hue_accuracy(
+    pred_lab: Tensor, true_lab: Tensor, digits: Tensor | Sequence[int], **options: float
+) -> float:
     """Share of digits whose predicted hue is inside their interval (see :func:`hue_hits`)."""
     return float(hue_hits(pred_lab, true_lab, digits, **options).double().mean())
 
@@ -141,10 +164,15 @@ def hue_accuracy_per_digit(
     """``{digit: hue accuracy}`` for the digits present in the batch."""
     hits = hue_hits(pred_lab, true_lab, digits, **options)
     digits = _digits_tensor(digits, hits.shape[0], hits.device)
-    return {int(d): float(hits[digits == d].double().mean()) for d in torch.unique(digits).tolist()}
+    return {
+        int(d): float(hits[digits == d].double().mean())
+        for d in torch.unique(digits).tolist()
+    }
 
 
-def chroma_ratio(pred_lab: Tensor, true_lab: Tensor, threshold: float = STROKE_THRESHOLD) -> float:
+def chroma_ratio(
+    pred_lab: Tensor, true_lab: Tensor, threshold: float = STROKE_THRESHOLD
+) -> float:
     """Predicted over true mean chroma (:func:`mnist_chroma`) over the stroke pixels.
 
     1 for the truth, 0 for a gray prediction ``a* = b* = 0.5``; NaN when the
@@ -158,8 +186,6 @@ def chroma_ratio(pred_lab: Tensor, true_lab: Tensor, threshold: float = STROKE_T
     return float(mnist_chroma(pred_lab)[mask].sum() / true_sum)
 
 
-
-
 class MNISTMetrics:
     """Accumulates the colorized-MNIST metrics over batches.
 
@@ -170,7 +196,9 @@ class MNISTMetrics:
     ``chroma_ratio`` and ``n_images``.
     """
 
-    def __init__(self, threshold: float = STROKE_THRESHOLD, min_chroma: float = MIN_HUE_CHROMA) -> None:
+    def __init__(
+        self, threshold: float = STROKE_THRESHOLD, min_chroma: float = MIN_HUE_CHROMA
+    ) -> None:
         self.threshold = threshold
         self.min_chroma = min_chroma
         self.hits = torch.zeros(10, dtype=torch.float64)
@@ -180,7 +208,9 @@ class MNISTMetrics:
         self.chroma_true = 0.0
 
     @torch.no_grad()
-    def update(self, pred_lab: Tensor, true_lab: Tensor, digits: Tensor | Sequence[int]) -> None:
+    def update(
+        self, pred_lab: Tensor, true_lab: Tensor, digits: Tensor | Sequence[int]
+    ) -> None:
         pred_lab, true_lab = _check_pair(pred_lab, true_lab)
         digits = _digits_tensor(digits, pred_lab.shape[0], pred_lab.device)
         hits = hue_hits(pred_lab, true_lab, digits, self.threshold, self.min_chroma)
@@ -189,7 +219,11 @@ class MNISTMetrics:
         mask = stroke_mask(true_lab, self.threshold)
         pred_angle, pred_valid = mean_stroke_hue(pred_lab, mask, self.min_chroma)
         true_angle, _ = mean_stroke_hue(true_lab, mask, self.min_chroma)
-        error = torch.where(pred_valid, _wrap(pred_angle - true_angle).abs(), torch.full_like(pred_angle, math.pi))
+        error = torch.where(
+            pred_valid,
+            _wrap(pred_angle - true_angle).abs(),
+            torch.full_like(pred_angle, math.pi),
+        )
         self.hue_error_sum += float(error.sum())
         self.chroma_pred += float(mnist_chroma(pred_lab)[mask].sum())
         self.chroma_true += float(mnist_chroma(true_lab)[mask].sum())
@@ -201,17 +235,24 @@ class MNISTMetrics:
         result = {"hue_accuracy": float(self.hits.sum()) / total}
         for digit in range(10):
             if self.totals[digit] > 0:
-                result[f"hue_accuracy_digit_{digit}"] = float(self.hits[digit] / self.totals[digit])
+                result[f"hue_accuracy_digit_{digit}"] = float(
+                    self.hits[digit] / self.totals[digit]
+                )
         result["hue_error_deg"] = math.degrees(self.hue_error_sum / total)
-        result["chroma_ratio"] = self.chroma_pred / self.chroma_true if self.chroma_true > 0 else float("nan")
+        result["chroma_ratio"] = (
+            self.chroma_pred / self.chroma_true
+            if self.chroma_true > 0
+            else float("nan")
+        )
         result["n_images"] = total
         return result
 
 
-
-
 def mnist_metrics(
-    pred_lab: Tensor, true_lab: Tensor, digits: Tensor | Sequence[int], threshold: float = STROKE_THRESHOLD
+    pred_lab: Tensor,
+    true_lab: Tensor,
+    digits: Tensor | Sequence[int],
+    threshold: float = STROKE_THRESHOLD,
 ) -> dict[str, float]:
     """Hue accuracy (overall and per digit), hue error and chroma ratio of one batch.
 
@@ -220,5 +261,3 @@ def mnist_metrics(
     metrics = MNISTMetrics(threshold)
     metrics.update(pred_lab, true_lab, digits)
     return metrics.compute()
-
-

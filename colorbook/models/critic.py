@@ -2,6 +2,7 @@
 and returns one logit per image. Since L is the generator's own input, the critic is conditioned on it by
 construction. Introduced in chapter 5 of the book (book/05-critic).
 """
+
 from __future__ import annotations
 
 import math
@@ -64,16 +65,30 @@ class ResNetCritic(nn.Module):
     discriminator interface and ignored (L is channel 0 of ``image``). Output: logits ``(B,)``.
     """
 
-    def __init__(self, arch: str = "resnet18", stem: str = "standard", norm: str = "batch", init: str = "dcgan",
-                 unit_gradient_at: int | None = None,
-                 in_channels: int = 3, init_std: float = 0.02, small_input_threshold: int = 64) -> None:
+    def __init__(
+        self,
+        arch: str = "resnet18",
+        stem: str = "standard",
+        norm: str = "batch",
+        init: str = "dcgan",
+        unit_gradient_at: int | None = None,
+        in_channels: int = 3,
+        init_std: float = 0.02,
+        small_input_threshold: int = 64,
+    ) -> None:
         super().__init__()
         if arch not in CRITIC_ARCHS:
-            raise ValueError(f"unknown critic architecture {arch!r}: choose one of {', '.join(CRITIC_ARCHS)}")
+            raise ValueError(
+                f"unknown critic architecture {arch!r}: choose one of {', '.join(CRITIC_ARCHS)}"
+            )
         if stem not in ("auto", "small", "standard"):
-            raise ValueError(f"stem must be 'auto', 'small' or 'standard', got {stem!r}")
+            raise ValueError(
+                f"stem must be 'auto', 'small' or 'standard', got {stem!r}"
+            )
         if norm not in _NORMS:
-            raise ValueError(f"unknown critic norm {norm!r}: choose one of {', '.join(_NORMS)}")
+            raise ValueError(
+                f"unknown critic norm {norm!r}: choose one of {', '.join(_NORMS)}"
+            )
         block, layers = CRITIC_ARCHS[arch]
         self.arch, self.norm = arch, norm
         self.small_input_threshold = small_input_threshold
@@ -84,23 +99,40 @@ class ResNetCritic(nn.Module):
         self.small_conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
         self.net.conv1 = nn.Identity()
         # 0 = undecided, 1 = small, 2 = standard; a buffer so checkpoints keep the decision
-        self.register_buffer("stem_choice", torch.tensor({"auto": 0, "small": 1, "standard": 2}[stem]))
+        self.register_buffer(
+            "stem_choice", torch.tensor({"auto": 0, "small": 1, "standard": 2}[stem])
+        )
         if init == "dcgan":
             init_normal(self, init_std)
         elif init != "torchvision":
-            raise ValueError(f"unknown critic init {init!r}: choose 'dcgan' (the paper's N(0, 0.02)) or 'torchvision'")
+            raise ValueError(
+                f"unknown critic init {init!r}: choose 'dcgan' (the paper's N(0, 0.02)) or 'torchvision'"
+            )
         self.init = init
         if unit_gradient_at is not None:
             self._scale_to_unit_input_gradient(int(unit_gradient_at), in_channels)
 
-    def _scale_to_unit_input_gradient(self, size: int, channels: int, samples: int = 8) -> None:
+    def _scale_to_unit_input_gradient(
+        self, size: int, channels: int, samples: int = 8
+    ) -> None:
         # The logit is linear in the last layer, so dividing its weights and bias by the measured mean
         # input-gradient norm makes that norm 1. Measured in training mode (as the penalties see the
         # critic), without touching the global RNG or BatchNorm's running statistics.
-        images = torch.rand(samples, channels, size, size, generator=torch.Generator().manual_seed(0))
+        images = torch.rand(
+            samples, channels, size, size, generator=torch.Generator().manual_seed(0)
+        )
         images.requires_grad_(True)
-        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
+        norms = [
+            m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        ]
+        saved = [
+            (
+                m.running_mean.clone(),
+                m.running_var.clone(),
+                m.num_batches_tracked.clone(),
+            )
+            for m in norms
+        ]
         choice = self.stem_choice.clone()
         was_training = self.training
         self.train()
@@ -108,7 +140,11 @@ class ResNetCritic(nn.Module):
         self.train(was_training)
         self.stem_choice.copy_(choice)
         for m, (mean, var, count) in zip(norms, saved):
-            m.running_mean.copy_(mean), m.running_var.copy_(var), m.num_batches_tracked.copy_(count)
+            (
+                m.running_mean.copy_(mean),
+                m.running_var.copy_(var),
+                m.num_batches_tracked.copy_(count),
+            )
         scale = grad.flatten(1).norm(dim=1).mean().clamp_min(1e-12)
         with torch.no_grad():
             self.net.fc.weight.div_(scale)
@@ -118,9 +154,13 @@ class ResNetCritic(nn.Module):
     def stem(self) -> str:
         return {0: "auto", 1: "small", 2: "standard"}[int(self.stem_choice)]
 
-    def forward(self, image: torch.Tensor, gray: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, image: torch.Tensor, gray: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if image.dim() != 4:
-            raise ValueError(f"ResNetCritic expects (B, C, H, W), got shape {tuple(image.shape)}")
+            raise ValueError(
+                f"ResNetCritic expects (B, C, H, W), got shape {tuple(image.shape)}"
+            )
         if int(self.stem_choice) == 0:
             small = min(image.shape[-2:]) < self.small_input_threshold
             self.stem_choice.fill_(1 if small else 2)
@@ -132,11 +172,12 @@ class ResNetCritic(nn.Module):
     def _check_instance_norm_input(self, size: torch.Size) -> None:
         # Each stride-2 step (stem conv for the standard stem, max-pool, stages 2-4) halves, rounding up.
         halvings = 5 if int(self.stem_choice) == 2 else 4
-        last = [math.ceil(s / 2 ** halvings) for s in size]
+        last = [math.ceil(s / 2**halvings) for s in size]
         if min(last) < 2:
             raise ValueError(
                 f"norm='instance' normalises each channel over its spatial positions, but a {size[0]}x{size[1]} "
                 f"input leaves the critic's last stage {last[0]}x{last[1]} with the {self.stem} stem: one value "
                 "per channel, which instance norm turns into 0, so every image would get the same score. Use "
                 "stem='small' or 'auto' (2x2 for 32x32 inputs), inputs of at least "
-                f"{2 ** halvings + 1}x{2 ** halvings + 1}, or norm='group' or 'batch'.")
+                f"{2**halvings + 1}x{2**halvings + 1}, or norm='group' or 'batch'."
+            )

@@ -48,6 +48,7 @@ Choices of ours (see ``notes`` of the recipes): V3's paddings give exact halving
 (the authors' V3 code produced 259x259 outputs from 256x256 inputs); PyTorch's
 default initialisation (the authors' code sets none).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,17 +58,26 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "GeneratorV1", "GeneratorV2", "GeneratorV3", "EncoderDecoderGenerator", "GENERATORS",
-    "ScalarDiscriminator", "PatchDiscriminator", "SCALAR_DISCRIMINATOR_SPECS", "receptive_field",
-    "make_generator", "make_discriminator", "ConvSpec",
+    "GeneratorV1",
+    "GeneratorV2",
+    "GeneratorV3",
+    "EncoderDecoderGenerator",
+    "GENERATORS",
+    "ScalarDiscriminator",
+    "PatchDiscriminator",
+    "SCALAR_DISCRIMINATOR_SPECS",
+    "receptive_field",
+    "make_generator",
+    "make_discriminator",
+    "ConvSpec",
 ]
-
 
 
 @dataclass(frozen=True)
 class ConvSpec:
     """One convolution: ``out_channels``, square ``kernel``, ``stride``, ``padding``
     (and ``output_padding`` for transposed convolutions)."""
+
     out_channels: int
     kernel: int
     stride: int
@@ -79,12 +89,15 @@ def _check_images(x: Tensor, name: str, channels: int) -> None:
     if not isinstance(x, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4 or x.shape[1] != channels:
-        raise ValueError(f"{name} must have shape (B, {channels}, H, W), got {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have shape (B, {channels}, H, W), got {tuple(x.shape)}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # Generators
 # ---------------------------------------------------------------------------------------------
+
 
 class EncoderDecoderGenerator(nn.Module):
     """Encoder-decoder generator, with or without U-Net skip connections.
@@ -103,8 +116,13 @@ class EncoderDecoderGenerator(nn.Module):
 
     color_space = "rgb"
 
-    def __init__(self, encoder: Sequence[ConvSpec], decoder: Sequence[ConvSpec], skips: bool,
-                 in_channels: int = 1) -> None:
+    def __init__(
+        self,
+        encoder: Sequence[ConvSpec],
+        decoder: Sequence[ConvSpec],
+        skips: bool,
+        in_channels: int = 1,
+    ) -> None:
         super().__init__()
         if len(encoder) != len(decoder):
             raise ValueError("encoder and decoder need the same number of layers")
@@ -118,22 +136,41 @@ class EncoderDecoderGenerator(nn.Module):
         channels = in_channels
         encoder_channels = []
         for spec in encoder:
-            self.encoder.append(nn.Sequential(
-                nn.Conv2d(channels, spec.out_channels, spec.kernel, spec.stride, spec.padding, bias=False),
-                nn.BatchNorm2d(spec.out_channels),
-                nn.LeakyReLU(0.2),
-            ))
+            self.encoder.append(
+                nn.Sequential(
+                    nn.Conv2d(
+                        channels,
+                        spec.out_channels,
+                        spec.kernel,
+                        spec.stride,
+                        spec.padding,
+                        bias=False,
+                    ),
+                    nn.BatchNorm2d(spec.out_channels),
+                    nn.LeakyReLU(0.2),
+                )
+            )
             channels = spec.out_channels
             encoder_channels.append(channels)
         self.decoder = nn.ModuleList()
         for index, spec in enumerate(decoder):
             if skips and index > 0:
                 channels += encoder_channels[-1 - index]
-            conv = nn.ConvTranspose2d(channels, spec.out_channels, spec.kernel, spec.stride, spec.padding,
-                                      output_padding=spec.output_padding, bias=False)
+            conv = nn.ConvTranspose2d(
+                channels,
+                spec.out_channels,
+                spec.kernel,
+                spec.stride,
+                spec.padding,
+                output_padding=spec.output_padding,
+                bias=False,
+            )
             last = index == len(decoder) - 1
-            block = nn.Sequential(conv, nn.Tanh()) if last else nn.Sequential(
-                conv, nn.BatchNorm2d(spec.out_channels), nn.ReLU())
+            block = (
+                nn.Sequential(conv, nn.Tanh())
+                if last
+                else nn.Sequential(conv, nn.BatchNorm2d(spec.out_channels), nn.ReLU())
+            )
             self.decoder.append(block)
             channels = spec.out_channels
 
@@ -146,7 +183,8 @@ class EncoderDecoderGenerator(nn.Module):
             raise ValueError(
                 f"{type(self).__name__} needs H and W to be positive multiples of {m} "
                 f"({len(self.encoder)} stride-2 stages), got {height}x{width}: resize or crop the "
-                f"input, e.g. to {max(m, round(height / m) * m)}x{max(m, round(width / m) * m)}")
+                f"input, e.g. to {max(m, round(height / m) * m)}x{max(m, round(width / m) * m)}"
+            )
 
     def forward(self, gray: Tensor) -> Tensor:
         self.check_input(gray)
@@ -181,10 +219,20 @@ class GeneratorV2(EncoderDecoderGenerator):
     back up with concatenated skips (1024, 512, 256, 128 channels in) to 3x256x256."""
 
     def __init__(self) -> None:
-        encoder = [ConvSpec(64, 6, 2, 2), ConvSpec(128, 6, 2, 2), ConvSpec(256, 4, 2, 1),
-                   ConvSpec(512, 2, 2, 0), ConvSpec(512, 2, 2, 0)]
-        decoder = [ConvSpec(512, 2, 2, 0), ConvSpec(256, 2, 2, 0), ConvSpec(128, 4, 2, 1),
-                   ConvSpec(64, 6, 2, 2), ConvSpec(3, 6, 2, 2)]
+        encoder = [
+            ConvSpec(64, 6, 2, 2),
+            ConvSpec(128, 6, 2, 2),
+            ConvSpec(256, 4, 2, 1),
+            ConvSpec(512, 2, 2, 0),
+            ConvSpec(512, 2, 2, 0),
+        ]
+        decoder = [
+            ConvSpec(512, 2, 2, 0),
+            ConvSpec(256, 2, 2, 0),
+            ConvSpec(128, 4, 2, 1),
+            ConvSpec(64, 6, 2, 2),
+            ConvSpec(3, 6, 2, 2),
+        ]
         super().__init__(encoder, decoder, skips=True)
 
 
@@ -196,10 +244,20 @@ class GeneratorV3(EncoderDecoderGenerator):
     authors' code used padding 1 and produced 259x259 outputs for 256x256 inputs."""
 
     def __init__(self) -> None:
-        encoder = [ConvSpec(80, 8, 2, 3), ConvSpec(160, 8, 2, 3), ConvSpec(320, 6, 2, 2),
-                   ConvSpec(640, 6, 2, 2), ConvSpec(640, 2, 2, 0)]
-        decoder = [ConvSpec(640, 2, 2, 0), ConvSpec(320, 6, 2, 2), ConvSpec(160, 6, 2, 2),
-                   ConvSpec(80, 8, 2, 3), ConvSpec(3, 8, 2, 3)]
+        encoder = [
+            ConvSpec(80, 8, 2, 3),
+            ConvSpec(160, 8, 2, 3),
+            ConvSpec(320, 6, 2, 2),
+            ConvSpec(640, 6, 2, 2),
+            ConvSpec(640, 2, 2, 0),
+        ]
+        decoder = [
+            ConvSpec(640, 2, 2, 0),
+            ConvSpec(320, 6, 2, 2),
+            ConvSpec(160, 6, 2, 2),
+            ConvSpec(80, 8, 2, 3),
+            ConvSpec(3, 8, 2, 3),
+        ]
         super().__init__(encoder, decoder, skips=False)
 
 
@@ -209,7 +267,9 @@ GENERATORS = {"v1": GeneratorV1, "v2": GeneratorV2, "v3": GeneratorV3}
 def make_generator(name: str) -> EncoderDecoderGenerator:
     """``"v1" | "v2" | "v3"`` -> a new generator."""
     if name not in GENERATORS:
-        raise ValueError(f"unknown KTH generator {name!r}: choose one of {', '.join(GENERATORS)}")
+        raise ValueError(
+            f"unknown KTH generator {name!r}: choose one of {', '.join(GENERATORS)}"
+        )
     return GENERATORS[name]()
 
 
@@ -217,8 +277,10 @@ def make_generator(name: str) -> EncoderDecoderGenerator:
 # Discriminators
 # ---------------------------------------------------------------------------------------------
 
+
 def receptive_field(model: nn.Module) -> int:
-    """Receptive field (in input pixels) of one output value of a plain chain of convolutions.
+    """Receptive field (in input pixels) of one output value of a plain chain of
+    convolutions.
 
     Walks the ``nn.Conv2d`` layers of ``model`` in registration order (valid for the
     discriminators here, which are chains): ``r <- r + (k - 1) * j`` and ``j <- j * s``,
@@ -227,7 +289,11 @@ def receptive_field(model: nn.Module) -> int:
     field, jump = 1, 1
     for layer in model.modules():
         if isinstance(layer, nn.Conv2d):
-            kernel, stride, dilation = layer.kernel_size[0], layer.stride[0], layer.dilation[0]
+            kernel, stride, dilation = (
+                layer.kernel_size[0],
+                layer.stride[0],
+                layer.dilation[0],
+            )
             field += (kernel - 1) * dilation * jump
             jump *= stride
     return field
@@ -236,12 +302,33 @@ def receptive_field(model: nn.Module) -> int:
 # Per variant: channels and (kernel, stride, padding) of the 7 layers before the final
 # 1-channel convolution; the final kernel is the size of the map it reads (4 at 256x256).
 SCALAR_DISCRIMINATOR_SPECS: dict[str, list[ConvSpec]] = {
-    "v1": [ConvSpec(64, 3, 2, 1), ConvSpec(128, 3, 2, 1), ConvSpec(256, 3, 2, 1), ConvSpec(512, 3, 2, 1),
-           ConvSpec(512, 3, 2, 1), ConvSpec(512, 5, 1, 0), ConvSpec(1, 1, 1, 0)],
-    "v2": [ConvSpec(64, 6, 2, 2), ConvSpec(128, 6, 2, 2), ConvSpec(256, 4, 2, 1), ConvSpec(512, 4, 2, 1),
-           ConvSpec(512, 2, 2, 0), ConvSpec(512, 2, 2, 0), ConvSpec(1, 1, 1, 0)],
-    "v3": [ConvSpec(80, 8, 2, 3), ConvSpec(160, 8, 2, 3), ConvSpec(320, 6, 2, 2), ConvSpec(640, 6, 2, 2),
-           ConvSpec(640, 2, 2, 0), ConvSpec(640, 2, 2, 0), ConvSpec(1, 1, 1, 0)],
+    "v1": [
+        ConvSpec(64, 3, 2, 1),
+        ConvSpec(128, 3, 2, 1),
+        ConvSpec(256, 3, 2, 1),
+        ConvSpec(512, 3, 2, 1),
+        ConvSpec(512, 3, 2, 1),
+        ConvSpec(512, 5, 1, 0),
+        ConvSpec(1, 1, 1, 0),
+    ],
+    "v2": [
+        ConvSpec(64, 6, 2, 2),
+        ConvSpec(128, 6, 2, 2),
+        ConvSpec(256, 4, 2, 1),
+        ConvSpec(512, 4, 2, 1),
+        ConvSpec(512, 2, 2, 0),
+        ConvSpec(512, 2, 2, 0),
+        ConvSpec(1, 1, 1, 0),
+    ],
+    "v3": [
+        ConvSpec(80, 8, 2, 3),
+        ConvSpec(160, 8, 2, 3),
+        ConvSpec(320, 6, 2, 2),
+        ConvSpec(640, 6, 2, 2),
+        ConvSpec(640, 2, 2, 0),
+        ConvSpec(640, 2, 2, 0),
+        ConvSpec(1, 1, 1, 0),
+    ],
 }
 
 
@@ -275,10 +362,14 @@ class ScalarDiscriminator(nn.Module):
     def __init__(self, variant: str = "v2", image_size: int = 256) -> None:
         super().__init__()
         if variant not in SCALAR_DISCRIMINATOR_SPECS:
-            raise ValueError(f"unknown scalar discriminator {variant!r}: choose one of "
-                             f"{', '.join(SCALAR_DISCRIMINATOR_SPECS)}")
+            raise ValueError(
+                f"unknown scalar discriminator {variant!r}: choose one of "
+                f"{', '.join(SCALAR_DISCRIMINATOR_SPECS)}"
+            )
         if image_size < 64 or image_size % 64:
-            raise ValueError(f"ScalarDiscriminator needs image_size a multiple of 64 (>= 64), got {image_size}")
+            raise ValueError(
+                f"ScalarDiscriminator needs image_size a multiple of 64 (>= 64), got {image_size}"
+            )
         self.variant = variant
         self.image_size = image_size
         layers: list[nn.Module] = []
@@ -286,11 +377,23 @@ class ScalarDiscriminator(nn.Module):
         for spec in SCALAR_DISCRIMINATOR_SPECS[variant]:
             kernel = min(spec.kernel, size + 2 * spec.padding)
             spec = ConvSpec(spec.out_channels, kernel, spec.stride, spec.padding)
-            layers += [nn.Conv2d(channels, spec.out_channels, spec.kernel, spec.stride, spec.padding, bias=False),
-                       nn.BatchNorm2d(spec.out_channels), nn.LeakyReLU(0.2)]
+            layers += [
+                nn.Conv2d(
+                    channels,
+                    spec.out_channels,
+                    spec.kernel,
+                    spec.stride,
+                    spec.padding,
+                    bias=False,
+                ),
+                nn.BatchNorm2d(spec.out_channels),
+                nn.LeakyReLU(0.2),
+            ]
             channels, size = spec.out_channels, _conv_out(size, spec)
             if size < 1:  # pragma: no cover - excluded by the image_size check
-                raise ValueError(f"image_size {image_size} is too small for variant {variant}")
+                raise ValueError(
+                    f"image_size {image_size} is too small for variant {variant}"
+                )
         layers += [nn.Conv2d(channels, 1, size, 1, 0, bias=False), nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
         self.receptive_field = receptive_field(self.net)
@@ -298,9 +401,11 @@ class ScalarDiscriminator(nn.Module):
     def forward(self, image: Tensor, gray: Tensor | None = None) -> Tensor:
         _check_images(image, "image", 3)
         if tuple(image.shape[-2:]) != (self.image_size, self.image_size):
-            raise ValueError(f"this ScalarDiscriminator was built for {self.image_size}x{self.image_size} "
-                             f"images, got {tuple(image.shape[-2:])}: build one with image_size="
-                             f"{image.shape[-1]} (a multiple of 64) or resize the images")
+            raise ValueError(
+                f"this ScalarDiscriminator was built for {self.image_size}x{self.image_size} "
+                f"images, got {tuple(image.shape[-2:])}: build one with image_size="
+                f"{image.shape[-1]} (a multiple of 64) or resize the images"
+            )
         return self.net(image).flatten(1).squeeze(1)
 
 
@@ -328,11 +433,20 @@ class PatchDiscriminator(nn.Module):
         in_channels = 4 if condition_on_gray else 3
 
         def block(cin: int, cout: int, k: int, s: int, p: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)]
+            return [
+                nn.Conv2d(cin, cout, k, s, p, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.LeakyReLU(0.2),
+            ]
 
         self.net = nn.Sequential(
-            *block(in_channels, 64, 6, 2, 2), *block(64, 128, 6, 2, 2), *block(128, 256, 4, 2, 1),
-            *block(256, 512, 3, 1, 1), nn.Conv2d(512, 1, 3, 1, 1, bias=False), nn.Sigmoid())
+            *block(in_channels, 64, 6, 2, 2),
+            *block(64, 128, 6, 2, 2),
+            *block(128, 256, 4, 2, 1),
+            *block(256, 512, 3, 1, 1),
+            nn.Conv2d(512, 1, 3, 1, 1, bias=False),
+            nn.Sigmoid(),
+        )
         self.receptive_field = receptive_field(self.net)
         self.patch_stride = 8
 
@@ -340,27 +454,38 @@ class PatchDiscriminator(nn.Module):
         _check_images(image, "image", 3)
         height, width = image.shape[-2:]
         if height % 8 or width % 8 or height < 8 or width < 8:
-            raise ValueError(f"PatchDiscriminator needs H and W to be positive multiples of 8, got {height}x{width}")
+            raise ValueError(
+                f"PatchDiscriminator needs H and W to be positive multiples of 8, got {height}x{width}"
+            )
         if self.condition_on_gray:
             if gray is None:
-                raise ValueError("this PatchDiscriminator is conditioned on the gray input: pass gray (B, 1, H, W)")
+                raise ValueError(
+                    "this PatchDiscriminator is conditioned on the gray input: pass gray (B, 1, H, W)"
+                )
             _check_images(gray, "gray", 1)
             if gray.shape[-2:] != image.shape[-2:] or gray.shape[0] != image.shape[0]:
-                raise ValueError(f"gray {tuple(gray.shape)} does not match image {tuple(image.shape)}")
+                raise ValueError(
+                    f"gray {tuple(gray.shape)} does not match image {tuple(image.shape)}"
+                )
             image = torch.cat((image, gray), dim=1)
         return self.net(image)
 
 
-def make_discriminator(kind: str, *, variant: str = "v2", image_size: int = 256,
-                       condition_on_gray: bool = False) -> nn.Module:
+def make_discriminator(
+    kind: str,
+    *,
+    variant: str = "v2",
+    image_size: int = 256,
+    condition_on_gray: bool = False,
+) -> nn.Module:
     """``kind="scalar"`` -> :class:`ScalarDiscriminator` (``variant``, ``image_size``);
     ``kind="patch"`` -> :class:`PatchDiscriminator` (``condition_on_gray``)."""
     if kind == "scalar":
         if condition_on_gray:
-            raise ValueError("condition_on_gray is only implemented for the patch discriminator")
+            raise ValueError(
+                "condition_on_gray is only implemented for the patch discriminator"
+            )
         return ScalarDiscriminator(variant, image_size)
     if kind == "patch":
         return PatchDiscriminator(condition_on_gray=condition_on_gray)
     raise ValueError(f"unknown discriminator kind {kind!r}: choose 'scalar' or 'patch'")
-
-
