@@ -26,11 +26,13 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+from colorbook.data import make_dataset  # noqa: E402
 from colorbook.evaluate import evaluate_checkpoint, probe_critic  # noqa: E402
 from colorbook.provenance import provenance  # noqa: E402
 from colorbook.recipes import get, get_family  # noqa: E402
-from colorbook.training.checkpoint import load_checkpoint  # noqa: E402
-from colorbook.training.loop import train  # noqa: E402
+from colorbook.training.checkpoint import load_checkpoint, load_generator  # noqa: E402
+from colorbook.training.loop import sample_grid, train  # noqa: E402
+from colorbook.training.stream import fixed_examples  # noqa: E402
 
 VARIANTS = {
     "K": {},  # reconstruction only: the reference every variant must beat
@@ -93,6 +95,12 @@ def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dic
         record["input_gradient_norm_after_training"] = input_gradient_norm(critic, recipe.image_size, device)
     evaluation = evaluate_checkpoint(run, n=args.n, device=device, progress=False)
     record["metrics"] = {k: evaluation.get(k) for k in (*METRICS, "n")}
+    # the same 20 held-back digits for every variant: rows gray / this model / truth (the book's gallery
+    # stacks the middle rows of several records)
+    generator, _ = load_generator(run / "checkpoint.pt", device)
+    test_set = make_dataset(recipe.dataset, "test", image_size=recipe.image_size, profile=args.profile)
+    sample_grid(generator, fixed_examples(test_set, 20, generator.color_space, device),
+                out_dir / f"{name}-s{seed}.png")
     if args.probe_steps and name != "K":
         probe = probe_critic(run, r1_gammas=(options.get("r1_gamma", recipe.options.get("r1_gamma", 10.0)),),
                              steps=args.probe_steps, n_eval=256, device=device, progress=False)
