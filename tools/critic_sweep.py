@@ -80,6 +80,8 @@ def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dic
     record["training"] = {"seconds_per_iteration": metrics["seconds_per_iteration"],
                           "final_losses_mean_last_50": metrics["final_losses_mean_last_50"]}
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    # the training log beside the record, every 5th row (the book plots loss and penalty curves from it)
+    (out_dir / f"{name}-s{seed}.log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::5]))
     penalties = [(r.get("r1", 0.0) + r.get("gp", 0.0), r["d_adv"]) for r in rows if "d_adv" in r and ("r1" in r or "gp" in r)]
     if penalties:
         record["penalty_over_adversarial"] = {
