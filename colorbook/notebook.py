@@ -160,11 +160,13 @@ def recorded_result(table: str, config: str, profile: str | None = None) -> dict
 def describe_provenance(record: dict[str, Any]) -> str:
     """One line saying where a recorded result comes from."""
     p = record.get("provenance", {})
+    trained_by = separate_training(record)
+    # with an earlier training run, this command only evaluated: its wall time is not the training's
+    took = "evaluation took" if trained_by else "training and evaluation took"
     line = (f"recorded {p.get('date', '?')} on {p.get('device', '?')}, commit {short_commit(p.get('git_commit', '?'))}, "
             f"profile {record.get('profile', '?')}, {record.get('iterations', '?')} iterations, "
-            + (f"wall time {p['wall_time_s']} s; " if p.get("wall_time_s") is not None else "")
+            + (f"{took} {p['wall_time_s']} s; " if p.get("wall_time_s") is not None else "")
             + f"command: {p.get('command', '?')}")
-    trained_by = separate_training(record)
     if trained_by:  # the checkpoint was trained by an earlier command
         per_iteration = record["training"].get("seconds_per_iteration")
         line += (f"; trained by: {trained_by.get('command', '?')} (commit {short_commit(trained_by.get('git_commit', '?'))}, "

@@ -124,6 +124,8 @@ def test_reproduce_of_an_earlier_training_run_keeps_its_timing_and_command(tmp_p
     assert f"| {record['training']['seconds_per_iteration']:.3f} | {trained['provenance']['wall_time_s']:.3f} |" in table
     line = describe_provenance(record)
     assert "command: reproduce (later)" in line and "trained by: python -m colorbook train --recipe K (earlier)" in line
+    # the recording command only evaluated: its wall time is labelled so, not as the training's
+    assert f"evaluation took {record['provenance']['wall_time_s']} s" in line and "training and evaluation" not in line
 
     # what a chapter shows from it: one row per recorded configuration, the missing ones named
     import colorbook.notebook as notebook

@@ -1,0 +1,104 @@
+"""The results gallery's computations (book/15-results-gallery): which results are recorded, the
+sweeps summarised over seeds, and side-by-side grids built from the recorded sample grids.
+
+Nothing here trains or fills in a number: every value comes from a JSON record in ``results/``, and
+a result that is not recorded is reported as missing, with the one command that records it.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from colorbook import recipes
+from colorbook.provenance import REPO_ROOT
+
+__all__ = ["SWEEP_METRICS", "recorded_status", "sweep_records", "summarise_seeds", "grid_rows",
+           "comparison_rows"]
+
+#: The critic sweep's metrics, in the order the gallery shows them.
+SWEEP_METRICS = ("hue_accuracy", "chroma_ratio", "colourfulness_ratio", "classifier_frechet_distance")
+
+
+def recorded_status(table: str, results_root: str | Path | None = None) -> list[dict[str, Any]]:
+    """One row per configuration of ``table`` (in table order): whether its full-profile record
+    ``results/<table>/<config>.json`` exists, and the command that records it.
+
+    Returns dicts with keys ``config``, ``recorded`` (bool), ``path`` (relative to the results root's
+    parent) and ``command``.
+    """
+    root = Path(results_root) if results_root is not None else REPO_ROOT / "results"
+    rows = []
+    for recipe in recipes.table(table):
+        path = root / table / f"{recipe.name}.json"
+        rows.append({"config": recipe.name, "recorded": path.is_file(),
+                     "path": f"{root.name}/{table}/{recipe.name}.json",
+                     "command": f"python -m colorbook reproduce --table {table} --profile full "
+                                f"--configs {recipe.name}"})
+    return rows
+
+
+def sweep_records(folder: str | Path) -> list[dict[str, Any]]:
+    """The records of one critic-sweep folder (``<variant>-s<seed>.json``), sorted by variant and seed."""
+    records = [json.loads(p.read_text()) for p in Path(folder).glob("*-s*.json")]
+    return sorted(records, key=lambda r: (r["variant"], r["seed"]))
+
+
+def summarise_seeds(records: Sequence[Mapping[str, Any]],
+                    metrics: Sequence[str] = SWEEP_METRICS) -> list[dict[str, Any]]:
+    """Per variant (first-seen order): the number of seeds, and per metric the mean, min and max over
+    the seeds (``None`` where no seed has the metric).
+
+    Returns dicts ``{"variant", "seeds", "<metric>": mean, "<metric>_min", "<metric>_max"}``.
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(record["variant"], []).append(record)
+    rows = []
+    for variant, group in groups.items():
+        row: dict[str, Any] = {"variant": variant, "seeds": len(group)}
+        for metric in metrics:
+            values = [r["metrics"][metric] for r in group if r["metrics"].get(metric) is not None]
+            row[metric] = statistics.mean(values) if values else None
+            row[f"{metric}_min"] = min(values) if values else None
+            row[f"{metric}_max"] = max(values) if values else None
+        rows.append(row)
+    return rows
+
+
+def grid_rows(path: str | Path, rows: int = 3, padding: int = 2) -> list[np.ndarray]:
+    """Split a recorded sample grid (:func:`colorbook.training.loop.sample_grid`: ``rows`` rows of
+    tiles with ``padding`` black pixels around each) into its rows.
+
+    Returns ``rows`` arrays ``(tile_height, width, 3)``, ``uint8`` RGB: for a sample grid, the gray
+    input, the model's colours and the truth.
+    """
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    tile = (pixels.shape[0] - padding) // rows - padding
+    if tile <= 0 or rows * (tile + padding) + padding != pixels.shape[0]:
+        raise ValueError(f"{path}: {pixels.shape[0]} pixels high is not {rows} rows of tiles with "
+                         f"{padding}-pixel padding; is it a sample grid?")
+    return [pixels[padding + i * (tile + padding): padding + i * (tile + padding) + tile] for i in range(rows)]
+
+
+def comparison_rows(grids: Mapping[str, str | Path]) -> tuple[list[np.ndarray], list[str]]:
+    """Side-by-side rows from sample grids of the same examples: the gray input (from the first grid),
+    each grid's model row under its label, and the truth.
+
+    ``grids``: label -> sample-grid PNG. Raises ``ValueError`` when the grids do not show the same
+    inputs (then the rows would not line up). Returns ``(rows, labels)``.
+    """
+    if not grids:
+        raise ValueError("no sample grids given")
+    split = {label: grid_rows(path) for label, path in grids.items()}
+    first_label, first = next(iter(split.items()))
+    for label, (gray, _, truth) in split.items():
+        if gray.shape != first[0].shape or not np.array_equal(gray, first[0]) or not np.array_equal(truth, first[2]):
+            raise ValueError(f"the grids of {first_label!r} and {label!r} show different examples")
+    rows = [first[0], *(model for _, model, _ in split.values()), first[2]]
+    return rows, ["gray input", *split, "truth"]
