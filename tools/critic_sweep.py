@@ -59,6 +59,17 @@ def input_gradient_norm(critic: torch.nn.Module, size: int, device: torch.device
     return grad.flatten(1).norm(dim=1).mean().item()
 
 
+def write_figures(run: Path, stem: Path, profile: str, device: torch.device) -> None:
+    """Beside a record ``<stem>.json``: ``<stem>.png``, a grid of the same 20 held-back digits for every
+    variant (rows gray / this model / truth; the book's gallery stacks the middle rows of several
+    records), and ``<stem>.log.jsonl``, every 5th row of the training log (for loss and penalty curves)."""
+    generator, recipe = load_generator(run / "checkpoint.pt", device)
+    test_set = make_dataset(recipe.dataset, "test", image_size=recipe.image_size, profile=profile)
+    sample_grid(generator, fixed_examples(test_set, 20, generator.color_space, device), stem.with_suffix(".png"))
+    rows = (run / "log.jsonl").read_text().splitlines()
+    stem.with_suffix(".log.jsonl").write_text("".join(line + "\n" for line in rows[::5]))
+
+
 def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dict:
     base = get("K" if name == "K" else args.base).resolve(args.profile)
     recipe = dataclasses.replace(base.with_options(**{**options, **args.set}), seed=seed,
@@ -80,8 +91,6 @@ def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dic
     record["training"] = {"seconds_per_iteration": metrics["seconds_per_iteration"],
                           "final_losses_mean_last_50": metrics["final_losses_mean_last_50"]}
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    # the training log beside the record, every 5th row (the book plots loss and penalty curves from it)
-    (out_dir / f"{name}-s{seed}.log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::5]))
     penalties = [(r.get("r1", 0.0) + r.get("gp", 0.0), r["d_adv"]) for r in rows if "d_adv" in r and ("r1" in r or "gp" in r)]
     if penalties:
         record["penalty_over_adversarial"] = {
@@ -97,12 +106,7 @@ def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dic
         record["input_gradient_norm_after_training"] = input_gradient_norm(critic, recipe.image_size, device)
     evaluation = evaluate_checkpoint(run, n=args.n, device=device, progress=False)
     record["metrics"] = {k: evaluation.get(k) for k in (*METRICS, "n")}
-    # the same 20 held-back digits for every variant: rows gray / this model / truth (the book's gallery
-    # stacks the middle rows of several records)
-    generator, _ = load_generator(run / "checkpoint.pt", device)
-    test_set = make_dataset(recipe.dataset, "test", image_size=recipe.image_size, profile=args.profile)
-    sample_grid(generator, fixed_examples(test_set, 20, generator.color_space, device),
-                out_dir / f"{name}-s{seed}.png")
+    write_figures(run, out_dir / f"{name}-s{seed}", args.profile, device)
     if args.probe_steps and name != "K":
         probe = probe_critic(run, r1_gammas=(options.get("r1_gamma", recipe.options.get("r1_gamma", 10.0)),),
                              steps=args.probe_steps, n_eval=256, device=device, progress=False)
