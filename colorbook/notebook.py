@@ -187,7 +187,8 @@ def recorded_table(table: str, configs: Sequence[str], profile: str | None = "fu
     profile, iterations, training digits/images, the main metrics, training s/iteration and the paper's FID),
     after printing one provenance line per record and naming the configurations that have none.
 
-    Returns a ``pandas.DataFrame`` (empty when nothing is recorded), so a notebook cell can end with it.
+    Returns a ``pandas.DataFrame``, so a notebook cell can end with it, or ``None`` when nothing is
+    recorded (the cell then shows only the line naming the command that records it).
     Nothing is ever filled in: a configuration without a record is reported missing.
     """
     import pandas as pd
@@ -209,5 +210,9 @@ def recorded_table(table: str, configs: Sequence[str], profile: str | None = "fu
     if missing:
         where = f"results/{table}/" + ("quick/" if profile == "quick" else "")
         print(f"No {profile + '-profile ' if profile else ''}result recorded yet in {where} for "
-              + ", ".join(f"{c} (the paper reports FID {get(c).paper.get('fid')})" for c in missing) + ".")
+              + ", ".join(f"{c} (the paper reports FID {get(c).paper.get('fid')})" for c in missing)
+              + f"; record {'it' if len(missing) == 1 else 'them'} with: python -m colorbook reproduce "
+              f"--table {table} --profile {profile or 'full'} --configs {','.join(missing)}")
+    if not rows:  # nothing to show: no empty table under the line above
+        return None
     return pd.DataFrame.from_dict(rows, orient="index").round(3)

@@ -101,8 +101,10 @@ def test_reproduce_records_json_grid_and_table(tmp_path):
     assert {"command", "git_commit", "device", "torch", "date", "wall_time_s"} <= set(record["provenance"])
     folder = tmp_path / "results" / "dtu-mnist" / "quick"
     assert (folder / "K.png").exists()
-    table = (folder / "README.md").read_text()
+    table = (folder / "table.md").read_text()
     assert "| K |" in table and "17.613" in table
+    assert "Hellinger" not in table  # saturated at 1.0 on coloured digits: not a column of this table
+    assert not (folder / "README.md").exists()  # the folder's hand-written results page is never replaced
     with pytest.raises(ValueError, match="not in table"):
         reproduce("dtu-mnist", "quick", ["L"], runs_root=tmp_path, results_root=tmp_path)
 
@@ -119,7 +121,7 @@ def test_reproduce_of_an_earlier_training_run_keeps_its_timing_and_command(tmp_p
     assert record["training"]["provenance"]["command"] == "python -m colorbook train --recipe K (earlier)"
     assert record["training"]["seconds_per_iteration"] == trained["seconds_per_iteration"] > 0
     assert record["provenance"]["training_wall_time_s"] == trained["provenance"]["wall_time_s"]
-    table = (tmp_path / "results" / "dtu-mnist" / "quick" / "README.md").read_text()
+    table = (tmp_path / "results" / "dtu-mnist" / "quick" / "table.md").read_text()
     assert "- K: `python -m colorbook train --recipe K (earlier)`" in table
     assert f"| {record['training']['seconds_per_iteration']:.3f} | {trained['provenance']['wall_time_s']:.3f} |" in table
     line = describe_provenance(record)
@@ -139,6 +141,8 @@ def test_reproduce_of_an_earlier_training_run_keeps_its_timing_and_command(tmp_p
     assert shown.loc["K", "paper FID"] == 17.613 and shown.loc["K", "iterations"] == 2
     assert "trained by: python -m colorbook train --recipe K (earlier)" in printed
     assert "No quick-profile result recorded yet in results/dtu-mnist/quick/ for H (the paper reports FID 10.228)" in printed
+    assert "record it with: python -m colorbook reproduce --table dtu-mnist --profile quick --configs H" in printed
+    assert recorded_table("dtu-mnist", ["H", "I"], profile="quick") is None  # no empty table
 
 
 def test_short_commit_keeps_the_dirty_mark():
