@@ -4,12 +4,16 @@ each, the held-back metrics, the critic's input-gradient norm at initialisation 
 penalty/adversarial ratio during training, and (optionally) whether a fresh critic can tell the trained
 generator's colours from real ones (``probe-critic``).
 
-    python tools/critic_sweep.py --profile quick --variants paper,group-unit --seeds 0,1
+    python tools/critic_sweep.py --profile quick --variants K,paper,group-unit --seeds 0,1
 
-Each variant is a set of recipe options applied to a base recipe (``--base``, default H); ``K`` (no
-critic) is always included as the reference. Records go to ``results/critic-sweep/<profile>/`` as
-``<variant>-s<seed>.json`` with provenance, plus ``summary.md``. A record of other settings is never
-replaced unless ``--overwrite``.
+Each variant is a set of recipe options applied to a base recipe (``--base``, default H); the variant
+``K`` (no critic) is the reference every other must beat: list it in ``--variants``. ``--set
+OPTION=VALUE`` changes an option for every variant, K included (e.g. ``--set depth=3``), and
+``--iters``, ``--lr``, ``--batch-size`` the recipe's training settings. Records go to
+``<out>/<profile>/<variant>-s<seed>.json`` (``--out`` default ``results/critic-sweep``) with
+provenance, beside each a sample grid of 20 held-back test images (``.png``) and every 5th row of its
+training log (``.log.jsonl``); ``summary.md`` tabulates the folder. A record is never replaced
+unless ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ VARIANTS = {
                           "reg_interval": 16},
     "group-unit-no-r1": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True, "r1_gamma": 0.0},
     "group-unit-r1-1": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True, "r1_gamma": 1.0},
+    "group-unit-r1-01": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True, "r1_gamma": 0.1},
     "none-unit": {"critic_norm": "none", "critic_init": "torchvision", "critic_unit_gradient": True},
 }
 METRICS = ("hue_accuracy", "chroma_ratio", "colourfulness_ratio", "classifier_frechet_distance")
