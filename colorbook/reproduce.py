@@ -49,7 +49,8 @@ _COLUMNS = [("hue_accuracy", "hue acc."), ("chroma_ratio", "chroma ratio"),
             ("ab_hist_hellinger", "a*b* hist. Hellinger")]
 #: The entries of a record that define the experiment: a run that differs in any of them measures
 #: something else and may replace the record only when asked (``--overwrite``).
-RECORD_SETTINGS = ("profile", "iterations", "batch_size", "image_size", "dataset", "data_root", "seed", "options")
+RECORD_SETTINGS = ("profile", "iterations", "batch_size", "image_size", "lr", "dataset", "data_root", "seed",
+                   "options")
 _NOT_RECORDED = "not recorded"
 
 
@@ -144,7 +145,8 @@ def _planned_settings(recipe_name: str, profile: str, iters: int | None, data_ro
     """The :data:`RECORD_SETTINGS` a run will record, known before it trains (as ``train`` resolves them)."""
     run = resolve_recipe(recipe_name, profile, iters=iters)
     return _normalised({"profile": profile, "iterations": run.iters, "batch_size": run.batch_size,
-                        "image_size": run.image_size, "dataset": run.dataset, "data_root": _data_root_entry(data_root),
+                        "image_size": run.image_size, "lr": run.lr, "dataset": run.dataset,
+                        "data_root": _data_root_entry(data_root),
                         "seed": run.seed, "options": dict(run.options)})
 
 
@@ -255,6 +257,8 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
             "table": table, "config": recipe.name, "summary": recipe.summary, "profile": profile,
             "iterations": metrics["iterations"], "batch_size": train_metrics["batch_size"],
             "image_size": train_metrics["image_size"], "dataset": train_metrics["dataset"],
+            # the resumed run's learning rate equals the recipe's (train refuses another on resume)
+            "lr": resolved.lr,
             "data_root": _data_root_entry(data_root),
             "dataset_size_train": train_metrics["dataset_size"], "dataset_size_eval": metrics["dataset_size"],
             "n_eval": metrics["n"], "seed": train_metrics["seed"], "options": dict(resolved.options),

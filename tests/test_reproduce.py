@@ -53,6 +53,7 @@ def test_summary_table_names_a_corrupt_record(results, tmp_path):
     ({}, {"iters": 2}, "iterations 1 -> 2"),
     ({"seed": 7}, {"iters": 1}, "seed 7 -> 0"),
     ({"batch_size": 64}, {"iters": 1}, "batch_size 64 -> "),
+    ({"lr": 0.01}, {"iters": 1}, "lr 0.01 -> "),
     ({"options": {"recon_weight": 1.0}}, {"iters": 1}, "options.recon_weight 1.0 -> "),
     ({}, {"iters": 1, "data_root": "elsewhere"}, "data_root None -> "),
 ])
