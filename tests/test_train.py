@@ -136,7 +136,15 @@ def test_every_table_row_is_a_recipe_with_paper_fid_and_both_profiles():
         assert quick.iters < recipe.iters and quick.profile == "quick"
         assert recipe.batch_size == 32
     assert recipes.get("h").name == "H"
-    assert recipes.get("H").lr == 5e-5 and recipes.get("L").lr == 1e-4
+    assert recipes.get("H").lr == 2e-4 and recipes.get("L").lr == 1e-4  # MNIST: 4x the paper's (measured)
+    # every adversarial row's critic is the rescaled GroupNorm one; MNIST's R1 is the paper's gamma x 0.1
+    from colorbook.recipes.dtu import MNIST_R1_SCALE
+    for name, paper_gamma in (("H", 10), ("I", 1), ("G", 10), ("L", 10), ("Q", 10)):
+        options = recipes.get(name).options
+        assert options["critic_norm"] == "group" and options["critic_unit_gradient"] is True
+        scale = 1.0 if name in "LQ" else MNIST_R1_SCALE
+        assert options["r1_gamma"] == pytest.approx(paper_gamma * scale)
+    assert "critic_norm" not in recipes.get("K").options
     assert recipes.get("L").options["depth"] == 7 and recipes.get("M").options["depth"] == 2
     assert recipes.get("R").options["dropout"] and not recipes.get("P").options["dropout"]
     assert recipes.get("K").options["adversarial"] is False
