@@ -19,7 +19,7 @@ from colorbook import recipes
 from colorbook.provenance import REPO_ROOT
 
 __all__ = ["SWEEP_METRICS", "recorded_status", "sweep_records", "summarise_seeds", "grid_rows",
-           "comparison_rows"]
+           "comparison_rows", "CLAIM", "check_claim"]
 
 #: The critic sweep's metrics, in the order the gallery shows them.
 SWEEP_METRICS = ("hue_accuracy", "chroma_ratio", "colourfulness_ratio", "classifier_frechet_distance")
@@ -102,3 +102,28 @@ def comparison_rows(grids: Mapping[str, str | Path]) -> tuple[list[np.ndarray], 
             raise ValueError(f"the grids of {first_label!r} and {label!r} show different examples")
     rows = [first[0], *(model for _, model, _ in split.values()), first[2]]
     return rows, ["gray input", *split, "truth"]
+
+
+#: The bar an adversarial recipe must clear against reconstruction only (K) for the book to say the
+#: critic helps (the issue "A critic that learns"): metric -> (what it must be, description).
+CLAIM = {
+    "classifier_frechet_distance": "at most half of K's",
+    "chroma_ratio": "at least 0.95",
+    "colourfulness_ratio": "at least 0.95",
+    "hue_accuracy": "not below K's",
+}
+
+
+def check_claim(adversarial: Mapping[str, float], reference: Mapping[str, float]) -> dict[str, bool]:
+    """Whether an adversarial model's metrics clear :data:`CLAIM` against the reference's (K's).
+
+    ``adversarial``, ``reference``: metric name -> value (e.g. a record's ``metrics``, or a row of
+    :func:`summarise_seeds`: then the seeds' means are compared). Returns metric -> passed.
+    """
+    return {
+        "classifier_frechet_distance": adversarial["classifier_frechet_distance"]
+        <= 0.5 * reference["classifier_frechet_distance"],
+        "chroma_ratio": adversarial["chroma_ratio"] >= 0.95,
+        "colourfulness_ratio": adversarial["colourfulness_ratio"] >= 0.95,
+        "hue_accuracy": adversarial["hue_accuracy"] >= reference["hue_accuracy"],
+    }

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from colorbook.gallery import comparison_rows, grid_rows, recorded_status, summarise_seeds
+from colorbook.gallery import check_claim, comparison_rows, grid_rows, recorded_status, summarise_seeds
 from colorbook.training.loop import image_grid
 
 
@@ -61,3 +61,13 @@ def test_comparison_rows_stack_models_between_input_and_truth_and_refuse_other_e
     _save_grid(tmp_path / "other.png", [gray * 0.5, torch.ones(2, 3, 8, 8), truth])
     with pytest.raises(ValueError, match="different examples"):
         comparison_rows({"K": tmp_path / "k.png", "other": tmp_path / "other.png"})
+
+
+def test_check_claim_applies_each_bar():
+    k = {"classifier_frechet_distance": 20.0, "chroma_ratio": 0.8, "colourfulness_ratio": 0.9, "hue_accuracy": 0.9}
+    good = {"classifier_frechet_distance": 10.0, "chroma_ratio": 0.95, "colourfulness_ratio": 0.97, "hue_accuracy": 0.9}
+    assert all(check_claim(good, k).values())
+    assert check_claim({**good, "classifier_frechet_distance": 10.5}, k)["classifier_frechet_distance"] is False
+    assert check_claim({**good, "chroma_ratio": 0.94}, k)["chroma_ratio"] is False
+    assert check_claim({**good, "colourfulness_ratio": 0.9}, k)["colourfulness_ratio"] is False
+    assert check_claim({**good, "hue_accuracy": 0.89}, k)["hue_accuracy"] is False

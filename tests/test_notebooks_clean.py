@@ -206,3 +206,53 @@ def test_every_literalinclude_shows_code_that_exists(path: Path):
         if found is None:
             missing.append(f"{relative} :pyobject: {obj}")
     assert not missing, f"{path.name} shows code that does not exist: {missing}"
+
+
+PAGE_WIDTH = 88  # characters of code the book's page shows without a scroll bar (black's and ruff's width)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_code_fits_the_page(path: Path):
+    """Code cells, as the rendered page shows them, are at most 88 characters wide (nothing cut off)."""
+    long = [(index, line) for index, cell in enumerate(_load_notebook(path).get("cells", []))
+            if cell.get("cell_type") == "code" and "remove-cell" not in cell.get("metadata", {}).get("tags", [])
+            for line in _source(cell).splitlines() if len(line) > PAGE_WIDTH]
+    assert not long, (f"{path.name}: {len(long)} code lines over {PAGE_WIDTH} characters, e.g. cell {long[0][0]}: "
+                      f"{long[0][1]!r}; run `ruff format --line-length {PAGE_WIDTH} book/{path.name}` and wrap "
+                      "strings and comments by hand")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_package_code_shown_in_the_book_fits_the_page(path: Path):
+    """A ``literalinclude`` of the package's code shows it as written: those functions keep to 88 columns."""
+    import ast
+
+    text = path.read_text()
+    if path.suffix == ".ipynb":
+        text = "\n".join("".join(cell["source"]) for cell in json.loads(text)["cells"])
+    long = []
+    for relative, obj in LITERALINCLUDE.findall(text):
+        source = (path.parent / relative).resolve()
+        lines = source.read_text().splitlines()
+        scope, node = ast.parse(source.read_text()).body, None
+        for name in obj.split("."):
+            node = next((n for n in scope if getattr(n, "name", None) == name), None)
+            scope = getattr(node, "body", [])
+        if node is not None:
+            first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            long += [f"{relative}:{number}" for number in range(first, node.end_lineno + 1)
+                     if len(lines[number - 1]) > PAGE_WIDTH]
+    assert not long, f"{path.name} shows package lines over {PAGE_WIDTH} characters: {long}"
+
+
+CHAPTERS_WITH_EXERCISES = [p for p in NOTEBOOKS if p.name[:2].isdigit() and int(p.name[:2]) >= 1]
+
+
+@pytest.mark.parametrize("path", CHAPTERS_WITH_EXERCISES, ids=[p.name for p in CHAPTERS_WITH_EXERCISES])
+def test_chapter_ends_with_exercises(path: Path):
+    """Every notebook chapter ends with exercises that say what to observe (d2l's format)."""
+    markdown = [_source(c) for c in _load_notebook(path).get("cells", []) if c.get("cell_type") == "markdown"]
+    heading = next((i for i, text in enumerate(markdown) if re.search(r"^## Exercises\s*$", text, re.M)), None)
+    assert heading is not None, f"{path.name}: no '## Exercises' section"
+    exercises = "\n".join(markdown[heading:])
+    assert len(re.findall(r"^\d+\. ", exercises, re.M)) >= 3, f"{path.name}: fewer than 3 numbered exercises"

@@ -136,7 +136,7 @@ MNIST_LR = 2e-4
 #: The paper's R1 weights (H, G: 10; I: 1) times this, for the rescaled GroupNorm critic (H's gamma 0.1).
 #: Measured at full length, seed 0 (results/critic-sweep/lr2e-4): at gamma 10 or 1 the critic ends at chance
 #: (logit gap 0.01), so H is K with noise; without R1 it overpowers the generator (logit gap 7, hue accuracy
-#: 0.823 against K's 0.937); at 0.1 it stays informative (gap 0.3-1.5 after the noise ends) and gives the
+#: 0.823 against K's 0.937); at 0.1 it speaks (gap 0.3-1.5 over iterations 500-950) and gives the
 #: lowest classifier FD (8.3 against K's 12.6) and the most colourful digits (colourfulness ratio 0.999).
 MNIST_R1_SCALE = 0.01
 _MNIST_CHANGES = (" Changed from the paper, by measurement (results/critic-sweep/lr2e-4): learning rate 2e-4, not"
