@@ -181,30 +181,36 @@ def test_build_ignores_folders_that_tools_write_into_the_repository():
 LITERALINCLUDE = re.compile(r"```\{literalinclude\} (\S+)\n:pyobject: ([\w.]+)")
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
-def test_every_literalinclude_shows_code_that_exists(path: Path):
-    """The chapters show the package's code with `literalinclude` and `:pyobject:`; a moved or renamed
-    function would leave an empty listing (the build only warns), so each target must exist."""
+def _shown_objects(path: Path) -> list[tuple[str, str, Path, object]]:
+    """Every ``literalinclude`` with ``:pyobject:`` in a chapter: (file as written, object, resolved file,
+    the object's AST node or ``None`` when the file or the object does not exist)."""
     import ast
 
     text = path.read_text()
     if path.suffix == ".ipynb":
         text = "\n".join("".join(cell["source"]) for cell in json.loads(text)["cells"])
-    missing = []
+    shown = []
     for relative, obj in LITERALINCLUDE.findall(text):
         source = (path.parent / relative).resolve()
-        if not source.is_file():
-            missing.append(f"{relative} (no such file)")
-            continue
-        scope, found = ast.parse(source.read_text()).body, None
-        for name in obj.split("."):
-            found = next((node for node in scope if isinstance(node, (ast.FunctionDef, ast.ClassDef))
-                          and node.name == name), None)
-            if found is None:
-                break
-            scope = found.body
-        if found is None:
-            missing.append(f"{relative} :pyobject: {obj}")
+        found = None
+        if source.is_file():
+            scope = ast.parse(source.read_text()).body
+            for name in obj.split("."):
+                found = next((node for node in scope if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                              and node.name == name), None)
+                if found is None:
+                    break
+                scope = found.body
+        shown.append((relative, obj, source, found))
+    return shown
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_literalinclude_shows_code_that_exists(path: Path):
+    """The chapters show the package's code with `literalinclude` and `:pyobject:`; a moved or renamed
+    function would leave an empty listing (the build only warns), so each target must exist."""
+    missing = [f"{relative} (no such file)" if not source.is_file() else f"{relative} :pyobject: {obj}"
+               for relative, obj, source, node in _shown_objects(path) if node is None]
     assert not missing, f"{path.name} shows code that does not exist: {missing}"
 
 
@@ -225,23 +231,14 @@ def test_code_fits_the_page(path: Path):
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_package_code_shown_in_the_book_fits_the_page(path: Path):
     """A ``literalinclude`` of the package's code shows it as written: those functions keep to 88 columns."""
-    import ast
-
-    text = path.read_text()
-    if path.suffix == ".ipynb":
-        text = "\n".join("".join(cell["source"]) for cell in json.loads(text)["cells"])
     long = []
-    for relative, obj in LITERALINCLUDE.findall(text):
-        source = (path.parent / relative).resolve()
+    for relative, _, source, node in _shown_objects(path):
+        if node is None:
+            continue  # reported by the test above
         lines = source.read_text().splitlines()
-        scope, node = ast.parse(source.read_text()).body, None
-        for name in obj.split("."):
-            node = next((n for n in scope if getattr(n, "name", None) == name), None)
-            scope = getattr(node, "body", [])
-        if node is not None:
-            first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
-            long += [f"{relative}:{number}" for number in range(first, node.end_lineno + 1)
-                     if len(lines[number - 1]) > PAGE_WIDTH]
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        long += [f"{relative}:{number}" for number in range(first, node.end_lineno + 1)
+                 if len(lines[number - 1]) > PAGE_WIDTH]
     assert not long, f"{path.name} shows package lines over {PAGE_WIDTH} characters: {long}"
 
 
