@@ -17,6 +17,31 @@ def test_unet_output_shape_range_and_L_passthrough(depth, size):
     assert out[:, 1:].min() >= 0 and out[:, 1:].max() <= 1
 
 
+@pytest.mark.parametrize("output", ["sigmoid", "clamp"])
+def test_unet_outputs_stay_in_range_and_only_the_clamp_reaches_its_ends(output):
+    """The colorized-MNIST code puts one of a*, b* on 0 or 1: the sigmoid never gets there (and its
+    slope vanishes on the way), the clamp reaches both ends with slope 1 inside."""
+    model = UNetColorizer(depth=2, base_channels=8, output=output)
+    with torch.no_grad():
+        model.head.bias.copy_(torch.tensor([8.0, -8.0]))  # far past either end
+    gray = torch.rand(2, 1, 32, 32)
+    ab = model(gray)[:, 1:]
+    assert ab.min() >= 0 and ab.max() <= 1
+    reaches_ends = bool((ab[:, 0] == 1).all() and (ab[:, 1] == 0).all())
+    assert reaches_ends == (output == "clamp")
+    with torch.no_grad():  # constant logits 0.4: slope 1 for the clamp, sigmoid'(0.4) = 0.240
+        model.head.weight.zero_()
+        model.head.bias.fill_(0.4)
+    (slope,) = torch.autograd.grad(model(gray)[:, 1:].sum(), model.head.bias)  # summed over 2 x 32 x 32
+    expected = 1.0 if output == "clamp" else float(torch.sigmoid(torch.tensor(0.4)) * torch.sigmoid(torch.tensor(-0.4)))
+    assert torch.allclose(slope / (2 * 32 * 32), torch.full((2,), expected), atol=1e-5)
+
+
+def test_unet_rejects_an_unknown_output():
+    with pytest.raises(ValueError, match="sigmoid, clamp"):
+        UNetColorizer(output="tanh")
+
+
 def test_unet_pads_sizes_the_depth_cannot_halve_and_crops_back():
     model = UNetColorizer(depth=3, base_channels=8).eval()  # eval: BatchNorm of one 1x1 image needs running stats
     for shape in [(30, 33), (5, 7), (1, 1)]:

@@ -50,6 +50,12 @@ VARIANTS = {
     "group-unit-no-r1": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True, "r1_gamma": 0.0},
     "group-unit-r1-1": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True, "r1_gamma": 1.0},
     "group-unit-r1-01": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True, "r1_gamma": 0.1},
+    # the recipes' H critic (gamma 0.1) with a larger adversarial share: reconstruction weight 30 or 10
+    # instead of the paper's 100
+    "group-unit-r1-01-recon30": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True,
+                                 "r1_gamma": 0.1, "recon_weight": 30.0},
+    "group-unit-r1-01-recon10": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True,
+                                 "r1_gamma": 0.1, "recon_weight": 10.0},
     "none-unit": {"critic_norm": "none", "critic_init": "torchvision", "critic_unit_gradient": True},
 }
 METRICS = ("hue_accuracy", "chroma_ratio", "colourfulness_ratio", "classifier_frechet_distance")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNetColorizer"]
+__all__ = ["UNetColorizer", "OUTPUTS"]
 
 from colorbook.models.common import init_normal
 
@@ -36,6 +36,10 @@ def _double_conv(
     return nn.Sequential(*layers)
 
 
+#: The UNet's output functions (see :class:`UNetColorizer`).
+OUTPUTS = ("sigmoid", "clamp")
+
+
 class UNetColorizer(nn.Module):
     """UNet of Xu et al. (2018) as used by the DTU paper: predicts a*b* from L.
 
@@ -51,8 +55,11 @@ class UNetColorizer(nn.Module):
       matching encoder output passed through a *learned-affine instance norm* (the skip
       carries "style": per-channel statistics are removed and re-learned), then two 3x3
       convs;
-    - head: 1x1 conv to 2 channels and a sigmoid, so a*b* lie in ``[0, 1]`` (0.5 =
-      neutral gray);
+    - head: 1x1 conv to 2 channels, then ``output="sigmoid"`` (0.5 = neutral gray at 0)
+      or ``output="clamp"``, ``clamp(0.5 + z, 0, 1)``, so a*b* lie in ``[0, 1]``. The
+      sigmoid reaches 0 and 1 only at infinite logits and its slope falls to 0.05 at
+      0.95, so the most saturated colours (the colorized-MNIST code puts one of a*, b*
+      *on* 0 or 1) are approached ever more slowly; the clamp reaches them with slope 1;
     - optional 50% dropout in the first three decoder blocks (the pix2pix variant, DTU
       config R).
 
@@ -75,8 +82,14 @@ class UNetColorizer(nn.Module):
         dropout: float = 0.0,
         init_std: float = 0.02,
         block_norm: bool = True,
+        output: str = "sigmoid",
     ) -> None:
         super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(
+                f"unknown UNet output {output!r}: choose one of {', '.join(OUTPUTS)}"
+            )
+        self.output = output
         if not 1 <= depth <= 8:
             raise ValueError(
                 f"UNet depth must be between 1 and 8 blocks, got {depth} "
@@ -141,5 +154,9 @@ class UNetColorizer(nn.Module):
                 x, size=skip.shape[-2:], mode="bilinear", align_corners=False
             )
             x = decoder(torch.cat([x, norm(skip)], dim=1))
-        ab = torch.sigmoid(self.head(x))[..., :height, :width]
+        logits = self.head(x)[..., :height, :width]
+        if self.output == "sigmoid":
+            ab = torch.sigmoid(logits)
+        else:  # "clamp": slope 1 up to the ends of the range
+            ab = (logits + 0.5).clamp(0.0, 1.0)
         return torch.cat([gray, ab], dim=1)

@@ -83,7 +83,8 @@ DTU_SCENES: dict[str, DTURow] = {
 # recipe option -> keyword of the component it configures. Options a recipe leaves out take the
 # component's own default: the defaults live in one place, the component.
 _UNET_OPTIONS = {"depth": "depth", "base_channels": "base_channels", "max_channels": "max_channels",
-                 "dropout": "dropout", "block_norm": "block_norm"}
+                 "dropout": "dropout", "block_norm": "block_norm",
+                 "output": "output"}
 _CRITIC_OPTIONS = {"critic": "arch", "critic_stem": "stem", "critic_norm": "norm", "critic_init": "init",
                    "critic_unit_gradient": "unit_gradient_at"}
 _OBJECTIVE_OPTIONS = {f.name: f.name for f in fields(DTUObjective)}
