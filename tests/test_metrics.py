@@ -304,3 +304,36 @@ def test_load_digit_classifier_trains_once_then_uses_the_cache(tmp_path, monkeyp
     assert cached_report["test_accuracy"] == report["test_accuracy"]
     with torch.no_grad():
         torch.testing.assert_close(second(images[:8]), first(images[:8]))
+
+
+def test_the_mean_colour_of_a_digit_is_the_squared_loss_optimum_and_is_grayer_than_the_true_colours_on_average():
+    from colorbook.data.mnist import mnist_ab, mnist_mean_ab
+
+    digits = torch.arange(10)
+    mean = mnist_mean_ab(digits)
+    offsets = torch.rand(200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64) - 0.5
+    for digit in range(10):
+        colours = mnist_ab(torch.full_like(offsets, digit), offsets)
+        # the minimiser of the mean squared error over the interval is its mean
+        assert torch.allclose(mean[digit], colours.mean(0), atol=2e-3)  # Monte Carlo: ~5e-4
+        chroma = (mean[digit] - 0.5).norm()
+        assert 0.97 < float(chroma / (colours - 0.5).norm(dim=1).mean()) < 0.99
+
+
+@pytest.mark.parametrize("background", ["hue", "neutral"])
+def test_reference_colorizations_know_every_digit_and_keep_neutral_pixels(background):
+    from colorbook.data.mnist import ColorizedMNIST
+    from colorbook.metrics.mnist import chroma_ratio, hue_accuracy, mnist_chroma, reference_colorizations
+
+    data = ColorizedMNIST("test", limit=200, background=background)
+    images, digits = data.as_tensors()
+    references = reference_colorizations(images, digits)
+    neutral = mnist_chroma(images) < 1e-3
+    for name, coloured in references.items():
+        assert coloured.shape == images.shape
+        assert torch.equal(coloured[:, 0], images[:, 0]), "L is the input's"
+        assert hue_accuracy(coloured, images, digits) == 1.0
+        assert torch.equal(coloured[:, 1:].permute(0, 2, 3, 1)[neutral], images[:, 1:].permute(0, 2, 3, 1)[neutral])
+    assert 0.97 < chroma_ratio(references["conditional mean"], images) < 0.99
+    assert 0.97 < chroma_ratio(references["conditional sample"], images) < 1.03
+    assert not torch.equal(references["conditional sample"], images), "a fresh offset per image, not the truth"

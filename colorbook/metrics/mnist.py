@@ -33,6 +33,8 @@ from colorbook.data.mnist import (
     MNIST_AB_CENTRE,
     mnist_angle_from_ab,
     mnist_angle_from_digit,
+    mnist_ab,
+    mnist_mean_ab,
 )
 from colorbook.metrics.image import _check_images, _check_pair
 
@@ -49,6 +51,8 @@ __all__ = [
     "hue_accuracy_per_digit",
     "chroma_ratio",
     "MNISTMetrics",
+    "recolour",
+    "reference_colorizations",
     "mnist_metrics",
 ]
 
@@ -261,3 +265,39 @@ def mnist_metrics(
     metrics = MNISTMetrics(threshold)
     metrics.update(pred_lab, true_lab, digits)
     return metrics.compute()
+
+
+# =============================================================================
+# reference colorizations: what an ideal model of each kind would paint
+# =============================================================================
+def recolour(images_lab: Tensor, ab: Tensor) -> Tensor:
+    """``images_lab`` ``(N, 3, H, W)`` colorized MNIST with each image's colour replaced by
+    ``ab`` ``(N, 2)``; neutral pixels (chroma below :data:`MIN_HUE_CHROMA`, the black
+    background of ``background="neutral"``) stay neutral. Returns a new tensor."""
+    images_lab = _check_images(images_lab, "images_lab")
+    if ab.shape != (images_lab.shape[0], 2):
+        raise ValueError(f"ab must be (N, 2) with N = {images_lab.shape[0]}; got {tuple(ab.shape)}")
+    coloured = (mnist_chroma(images_lab) >= MIN_HUE_CHROMA).unsqueeze(1)
+    new_ab = ab.to(images_lab)[:, :, None, None].expand_as(images_lab[:, 1:])
+    return torch.cat([images_lab[:, :1], torch.where(coloured, new_ab, images_lab[:, 1:])], dim=1)
+
+
+def reference_colorizations(images_lab: Tensor, digits: Tensor, seed: int = 0) -> dict[str, Tensor]:
+    """Two ideal colorizers of colorized MNIST that know every digit, for the metrics' floors.
+
+    - ``"conditional mean"``: the digit's mean colour (:func:`colorbook.data.mnist.mnist_mean_ab`),
+      what a perfect reconstruction-only model (squared loss) predicts;
+    - ``"conditional sample"``: a fresh offset ``u`` per image, a sample of the true colour
+      distribution, what a perfect GAN could paint.
+
+    ``images_lab`` ``(N, 3, H, W)`` normalised Lab, ``digits`` ``(N,)``. Returns name -> images
+    ``(N, 3, H, W)``; a model's distance to these says how much of its gap is colour averaging
+    (which a critic can remove) and how much is the digit it did not recognise (which it cannot).
+    """
+    digits = _digits_tensor(digits, images_lab.shape[0], images_lab.device)
+    generator = torch.Generator().manual_seed(seed)
+    offsets = torch.rand(len(digits), generator=generator, dtype=torch.float64) - 0.5
+    return {
+        "conditional mean": recolour(images_lab, mnist_mean_ab(digits.cpu())),
+        "conditional sample": recolour(images_lab, mnist_ab(digits.cpu(), offsets)),
+    }
