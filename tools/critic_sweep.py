@@ -38,25 +38,28 @@ from colorbook.training.checkpoint import load_checkpoint, load_generator  # noq
 from colorbook.training.loop import sample_grid, train  # noqa: E402
 from colorbook.training.stream import fixed_examples  # noqa: E402
 
+# Each variant names every critic option it depends on (norm, init, unit gradient, R1 weight), so that it
+# means the same thing whatever the base recipe's defaults are (the recipes' own critic is GroupNorm,
+# unit gradient, and on MNIST R1 gamma 0.1). R1 gamma 10 is the paper's for H and Q.
+_PAPER = {"critic_norm": "batch", "critic_init": "dcgan", "critic_unit_gradient": False}
+_GROUP_UNIT = {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True}
 VARIANTS = {
     "K": {},  # reconstruction only: the reference every variant must beat
-    "paper": {"critic_norm": "batch", "critic_init": "dcgan"},
-    "paper-no-r1": {"critic_norm": "batch", "critic_init": "dcgan", "r1_gamma": 0.0},
-    "batch-unit": {"critic_norm": "batch", "critic_init": "dcgan", "critic_unit_gradient": True},
-    "group": {"critic_norm": "group", "critic_init": "dcgan"},
-    "group-unit": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True},
-    "group-unit-lazy16": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True,
-                          "reg_interval": 16},
-    "group-unit-no-r1": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True, "r1_gamma": 0.0},
-    "group-unit-r1-1": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True, "r1_gamma": 1.0},
-    "group-unit-r1-01": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True, "r1_gamma": 0.1},
+    "paper": {**_PAPER, "r1_gamma": 10.0},
+    "paper-no-r1": {**_PAPER, "r1_gamma": 0.0},
+    "batch-unit": {**_PAPER, "critic_unit_gradient": True, "r1_gamma": 10.0},
+    "group": {**_GROUP_UNIT, "critic_unit_gradient": False, "r1_gamma": 10.0},
+    "group-unit": {**_GROUP_UNIT, "r1_gamma": 10.0},
+    "group-unit-lazy16": {**_GROUP_UNIT, "r1_gamma": 10.0, "reg_interval": 16},
+    "group-unit-no-r1": {**_GROUP_UNIT, "r1_gamma": 0.0},
+    "group-unit-r1-1": {**_GROUP_UNIT, "r1_gamma": 1.0},
+    "group-unit-r1-01": {**_GROUP_UNIT, "r1_gamma": 0.1},
     # the recipes' H critic (gamma 0.1) with a larger adversarial share: reconstruction weight 30 or 10
     # instead of the paper's 100
-    "group-unit-r1-01-recon30": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True,
-                                 "r1_gamma": 0.1, "recon_weight": 30.0},
-    "group-unit-r1-01-recon10": {"critic_norm": "group", "critic_init": "dcgan", "critic_unit_gradient": True,
-                                 "r1_gamma": 0.1, "recon_weight": 10.0},
-    "none-unit": {"critic_norm": "none", "critic_init": "torchvision", "critic_unit_gradient": True},
+    "group-unit-r1-01-recon30": {**_GROUP_UNIT, "r1_gamma": 0.1, "recon_weight": 30.0},
+    "group-unit-r1-01-recon10": {**_GROUP_UNIT, "r1_gamma": 0.1, "recon_weight": 10.0},
+    "none-unit": {"critic_norm": "none", "critic_init": "torchvision", "critic_unit_gradient": True,
+                  "r1_gamma": 10.0},
 }
 METRICS = ("hue_accuracy", "chroma_ratio", "colourfulness_ratio", "classifier_frechet_distance")
 
