@@ -59,7 +59,9 @@ class Components:
     StyleGAN2's lazy regularisation: the penalty is multiplied by k, and the family scaled Adam's lr and
     betas by k / (k + 1) when it built ``opt_d``). ``fast_generator`` / ``fast_critic``: optional compiled
     twins that share the weights (:func:`colorbook.training.speed.accelerate`), used for the plain passes;
-    the penalties' double backward always runs through the eager ``critic``.
+    the penalties' double backward always runs through the eager ``critic``. ``generator_average``: the
+    moving average of the generator's weights (:class:`~colorbook.training.average.GeneratorAverage`,
+    recipe option ``g_ema``), updated at the end of every step; ``None`` when the recipe has none.
     """
 
     generator: nn.Module
@@ -71,6 +73,7 @@ class Components:
     reg_interval: int = 1
     fast_generator: nn.Module | None = None
     fast_critic: nn.Module | None = None
+    generator_average: nn.Module | None = None
 
 
 @runtime_checkable

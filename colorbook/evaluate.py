@@ -144,8 +144,12 @@ def evaluate_generator(generator: torch.nn.Module, dataset, *, dataset_name: str
 def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None, data_root: str | None = None,
                         n: int | None = None, fid: bool = False, fid_weights: str | None = None,
                         device: str | torch.device = "cpu", progress: bool = True,
-                        command: str | None = None) -> dict[str, Any]:
+                        command: str | None = None, averaged: bool = True) -> dict[str, Any]:
     """Evaluate a checkpoint of any recipe on the test split of its data set (or ``dataset``).
+
+    A run with a moving average of the generator's weights (recipe option ``g_ema``) is evaluated with the
+    average; ``averaged=False`` evaluates the weights of its last step instead (``"averaged"`` in the
+    result says which was used).
 
     Bad input (``n`` below 1, an unknown or missing ``device``, missing FID weights, a checkpoint whose
     images do not fit the MNIST metrics) fails with one clear error before any images are generated.
@@ -154,7 +158,7 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None, d
     device = default_device(str(device))  # one clear line for "gpu", or cuda without CUDA
     if fid:  # before anything else: a missing weight file must fail at once
         find_inception_weights(fid_weights)
-    generator, recipe = load_generator(checkpoint, device)
+    generator, recipe = load_generator(checkpoint, device, averaged=averaged)
     name = dataset or recipe.dataset
     if name == "mnist":
         _check_mnist_size(recipe.image_size, f"{checkpoint} (recipe {recipe.name}, trained on {recipe.dataset!r})")
@@ -167,6 +171,7 @@ def evaluate_checkpoint(checkpoint: str | Path, *, dataset: str | None = None, d
     ckpt = load_checkpoint(checkpoint)
     result.update({"recipe": recipe.name, "profile": recipe.profile, "iterations": ckpt["iteration"],
                    "checkpoint": str(checkpoint), "dataset_size": len(test),
+                   "averaged": bool(averaged and ckpt.get("generator_ema") is not None),
                    "training_provenance": ckpt.get("provenance"),
                    "provenance": provenance(device, command)})
     return result

@@ -166,3 +166,52 @@ def test_profile_switch(monkeypatch):
         current_profile()
     monkeypatch.delenv("COLORBOOK_PROFILE")
     assert current_profile() == ("full" if torch.cuda.is_available() else "quick")
+
+
+def test_generator_average_follows_the_steps_with_a_growing_half_life():
+    from colorbook.training.average import GeneratorAverage, average_decay
+
+    assert average_decay(0.05, 1) < 1e-5  # the first step: the average becomes the generator
+    assert average_decay(0.05, 1000) == pytest.approx(0.5 ** (1 / 50))  # half-life 50 steps at step 1,000
+    with pytest.raises(ValueError, match="g_ema"):
+        average_decay(0.0, 10)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    average = GeneratorAverage(net, 0.5)
+    start = [p.clone() for p in net.parameters()]
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+        net[1].running_mean.fill_(3.0)
+    average.update(net, 2)  # half-life 1 step: halfway from the old weights to the new
+    for old, new, mine in zip(start, net.parameters(), average.module.parameters()):
+        assert torch.allclose(mine, (old + new) / 2)
+    assert torch.equal(average.module[1].running_mean, net[1].running_mean)  # buffers are copied
+    assert set(average.state_dict()) == set(net.state_dict())
+
+
+def test_a_run_with_a_generator_average_resumes_exactly_and_is_evaluated_with_it(tmp_path, tiny_lab, monkeypatch):
+    from colorbook.training.average import GeneratorAverage
+
+    steps, update = [], GeneratorAverage.update
+    monkeypatch.setattr(GeneratorAverage, "update", lambda self, g, done: (steps.append(done), update(self, g, done)))
+    recipe = tiny_recipe(g_ema=0.3)
+    kwargs = dict(dataset=tiny_lab(16), eval_dataset=tiny_lab(4, seed=1), progress=False)
+    train(recipe, tmp_path / "straight", iters=6, **kwargs)
+    assert steps == [1, 2, 3, 4, 5, 6], "the average is updated once after every generator step"
+    train(recipe, tmp_path / "split", iters=3, **kwargs)
+    train(recipe, tmp_path / "split", iters=6, resume=True, **kwargs)
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
+    split = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    for part in ("generator", "generator_ema"):
+        for key in straight[part]:
+            assert torch.equal(straight[part][key], split[part][key]), f"{part}.{key} differs after resume"
+    differs = [k for k in straight["generator"] if not torch.equal(straight["generator"][k], straight["generator_ema"][k])]
+    assert differs, "the average equals the last weights: it was not averaged"
+    averaged, _ = load_generator(tmp_path / "straight" / "checkpoint.pt")
+    last, _ = load_generator(tmp_path / "straight" / "checkpoint.pt", averaged=False)
+    for key, value in averaged.state_dict().items():
+        assert torch.equal(value, straight["generator_ema"][key])
+        assert torch.equal(last.state_dict()[key], straight["generator"][key])
+    # without the option there is no average, and the generator is the last step's
+    train(tiny_recipe(), tmp_path / "plain", iters=2, **kwargs)
+    assert load_checkpoint(tmp_path / "plain" / "checkpoint.pt")["generator_ema"] is None

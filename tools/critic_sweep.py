@@ -120,6 +120,9 @@ def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dic
         record["input_gradient_norm_after_training"] = input_gradient_norm(critic, recipe.image_size, device)
     evaluation = evaluate_checkpoint(run, n=args.n, device=device, progress=False)
     record["metrics"] = {k: evaluation.get(k) for k in (*METRICS, "n")}
+    if evaluation["averaged"]:  # the same run's last-step weights: the average's effect, on one trajectory
+        last = evaluate_checkpoint(run, n=args.n, device=device, progress=False, averaged=False)
+        record["metrics_last_step"] = {k: last.get(k) for k in (*METRICS, "n")}
     write_figures(run, out_dir / f"{name}-s{seed}", args.profile, device)
     if args.probe_steps and name != "K":
         probe = probe_critic(run, r1_gammas=(options.get("r1_gamma", recipe.options.get("r1_gamma", 10.0)),),

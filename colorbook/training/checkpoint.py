@@ -116,14 +116,19 @@ def recipe_of(ckpt: dict[str, Any], path: str | Path) -> Recipe:
                               "this version of colorbook") from None
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Recipe]:
-    """Rebuild the generator of a checkpoint (in eval mode, on ``device``) with its resolved recipe."""
+def load_generator(path: str | Path, device: str | torch.device = "cpu", *,
+                   averaged: bool = True) -> tuple[nn.Module, Recipe]:
+    """Rebuild the generator of a checkpoint (in eval mode, on ``device``) with its resolved recipe.
+
+    A run whose recipe keeps a moving average of the generator's weights (option ``g_ema``) gives the
+    average (``averaged=False``: the weights of its last step)."""
     device = torch.device(device)
     ckpt = load_checkpoint(path)
     recipe = recipe_of(ckpt, path)
+    weights = ckpt.get("generator_ema") if averaged else None
     try:
         components = get_family(recipe.family)(recipe, device, 1, with_critic=False)  # the generator is all we need
-        components.generator.load_state_dict(ckpt["generator"])
+        components.generator.load_state_dict(weights if weights is not None else ckpt["generator"])
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: its weights do not fit recipe {recipe.name!r} "
                               f"({str(error).splitlines()[0][:200]})") from None

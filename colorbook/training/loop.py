@@ -43,6 +43,7 @@ from colorbook.data import make_dataset
 from colorbook.profile import current_profile, default_device
 from colorbook.provenance import provenance
 from colorbook.recipes import Recipe, get, get_family
+from colorbook.training.average import GeneratorAverage
 from colorbook.training.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -302,12 +303,19 @@ def _train_locked(recipe: Recipe, out_dir: Path, *, started: float, device: torc
     space = G.color_space
     objective_rng = torch.Generator(device=device).manual_seed(recipe.seed + 1)
 
+    ema_rampup = float(recipe.options.get("g_ema", 0.0) or 0.0)
+    if ema_rampup < 0:
+        raise ValueError(f"recipe {recipe.name}: options.g_ema must be 0 (off) or a positive fraction, got {ema_rampup}")
+    average = GeneratorAverage(G, ema_rampup) if ema_rampup > 0 else None
+
     start = 0
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         start = int(ckpt["iteration"])
         try:
             G.load_state_dict(ckpt["generator"])
+            if average is not None:
+                average.load_state_dict(ckpt["generator_ema"])
             parts.opt_g.load_state_dict(ckpt["opt_g"])
             if D is not None:
                 D.load_state_dict(ckpt["critic"])
@@ -343,7 +351,8 @@ def _train_locked(recipe: Recipe, out_dir: Path, *, started: float, device: torc
     def write_checkpoint(iteration: int) -> None:
         save_checkpoint({
             "recipe": recipe.to_dict(), "profile": recipe.profile, "iteration": iteration,
-            "generator": G.state_dict(), "critic": D.state_dict() if D is not None else None,
+            "generator": G.state_dict(),
+            "generator_ema": average.state_dict() if average is not None else None, "critic": D.state_dict() if D is not None else None,
             "opt_g": parts.opt_g.state_dict(), "opt_d": parts.opt_d.state_dict() if parts.opt_d else None,
             "schedulers": [s.state_dict() for s in parts.schedulers], "rng": rng_state(objective_rng),
             "provenance": run_provenance,
@@ -380,6 +389,10 @@ def _train_locked(recipe: Recipe, out_dir: Path, *, started: float, device: torc
             log_file.write(json.dumps(row) + "\n")
 
     accelerate(parts, speed)  # after the checkpoint's states were loaded
+    if average is not None:
+        average.module.to(memory_format=torch.channels_last if speed.channels_last else torch.contiguous_format)
+        parts.generator_average = average
+    shown = average.module if average is not None else G  # what is sampled, evaluated and used to colorize
     G.train()
     if D is not None:
         D.train()
@@ -408,9 +421,9 @@ def _train_locked(recipe: Recipe, out_dir: Path, *, started: float, device: torc
                     bar.set_postfix({k: f"{row[k]:.3g}" for k in ("d_loss", "g_loss", "recon") if k in row},
                                     refresh=False)
                 if sample_due:
-                    sample_grid(G, examples, out_dir / "samples" / f"iter_{done:06d}.png")
+                    sample_grid(shown, examples, out_dir / "samples" / f"iter_{done:06d}.png")
                 if checkpoint_due:
-                    if not (all_finite(G) and all_finite(D)):
+                    if not (all_finite(G) and all_finite(D) and all_finite(shown)):
                         raise TrainingDiverged(f"iteration {iteration}: a weight became NaN/Inf")
                     log_file.flush()
                     write_checkpoint(done)

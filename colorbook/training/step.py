@@ -13,6 +13,8 @@ critic penalty      also, every ``reg_interval`` iterations     ``critic_penalty
                                                                 its own step, weighted by the interval,
                                                                 when it is k > 1 (lazy regularisation)
 generator           always                                      ``generator_loss``, critic frozen
+generator average   the recipe has one (option ``g_ema``)       nothing: the average moves towards the
+                                                                generator's new weights
 ==================  ==========================================  =======================================
 
 The critic's parameters are trainable only during its own phases: in the generator phase they are
@@ -171,7 +173,8 @@ def train_step(
     autocast_dtype: torch.dtype | None = None,
 ) -> Logs:
     """One iteration: ``fake = G(gray)``, the critic's phases on ``fake.detach()``, the
-    generator's phase with the critic frozen, then the learning-rate schedules.
+    generator's phase with the critic frozen, the generator's moving average (if any), then the
+    learning-rate schedules.
 
     ``real``: ``(B, 3, H, W)`` in the generator's colour space in ``[0, 1]``; ``gray``:
     ``(B, 1, H, W)``. ``autocast_dtype`` (e.g. ``torch.bfloat16`` on a GPU): forward
@@ -187,6 +190,8 @@ def train_step(
             critic_phase(parts, real, fake.detach(), gray, state, autocast_dtype)
         )
     logs.update(generator_phase(parts, real, fake, gray, state, autocast_dtype))
+    if parts.generator_average is not None:
+        parts.generator_average.update(parts.generator, state.iteration + 1)
     for scheduler in parts.schedulers:
         scheduler.step()
     return logs
