@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -40,9 +41,23 @@ class Settings:
         return self.profile == "quick"
 
 
+def show_figures_inline() -> bool:
+    """In a Jupyter kernel, draw matplotlib figures into the notebook (``%matplotlib inline``) whatever
+    ``$MPLBACKEND`` says: a shell or CI that sets ``MPLBACKEND=Agg`` would otherwise build a book whose
+    ``plt.show()`` draws nothing. Returns whether a kernel was found (outside one it does nothing)."""
+    ipython = sys.modules.get("IPython")  # imported by every kernel; not imported here when absent
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False
+    shell.run_line_magic("matplotlib", "inline")
+    return True
+
+
 def setup(seed: int = 0, profile: str | None = None) -> Settings:
     """Seed everything, pick the profile (``$COLORBOOK_PROFILE``, else full on CUDA / quick on CPU) and
-    device, and print them so the reader sees what this run does."""
+    device, draw figures inline in a notebook (:func:`show_figures_inline`), and print the settings so
+    the reader sees what this run does."""
+    show_figures_inline()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
