@@ -137,8 +137,9 @@ def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dic
 def summary(out_dir: Path) -> str:
     records = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*-s*.json"))]
     lines = ["| variant | seed | iters | hue acc. | chroma ratio | colourfulness ratio | classifier FD | "
-             "|grad| init | |grad| trained | penalty/adv (first 10, last 50) | probe acc. |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|grad| init | |grad| trained | penalty/adv (first 10, last 50) | probe acc. | "
+             "last step's weights (runs with g_ema): hue acc., chroma ratio, classifier FD |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         m, pen, probe = r["metrics"], r.get("penalty_over_adversarial"), r.get("probe")
         f = lambda v, d=3: "" if v is None else f"{v:.{d}f}"  # noqa: E731
@@ -146,7 +147,10 @@ def summary(out_dir: Path) -> str:
                      f"{f(m['colourfulness_ratio'])} | {f(m['classifier_frechet_distance'], 1)} | "
                      f"{f(r.get('input_gradient_norm_at_init'), 2)} | {f(r.get('input_gradient_norm_after_training'), 2)} | "
                      + (f"{pen['first_10']:.3g}, {pen['last_50']:.3g}" if pen else "") + " | "
-                     + (f"{probe['eval_accuracy']:.3f}" if probe else "") + " |")
+                     + (f"{probe['eval_accuracy']:.3f}" if probe else "") + " | "
+                     + (", ".join([f(last["hue_accuracy"]), f(last["chroma_ratio"]),
+                                   f(last["classifier_frechet_distance"], 1)])
+                        if (last := r.get("metrics_last_step")) else "") + " |")
     return "\n".join(lines) + "\n"
 
 
