@@ -173,8 +173,8 @@ def train_step(
     autocast_dtype: torch.dtype | None = None,
 ) -> Logs:
     """One iteration: ``fake = G(gray)``, the critic's phases on ``fake.detach()``, the
-    generator's phase with the critic frozen, the generator's moving average (if any), then the
-    learning-rate schedules.
+    generator's phase with the critic frozen, the generator's moving average (if any),
+    then the learning-rate schedules.
 
     ``real``: ``(B, 3, H, W)`` in the generator's colour space in ``[0, 1]``; ``gray``:
     ``(B, 1, H, W)``. ``autocast_dtype`` (e.g. ``torch.bfloat16`` on a GPU): forward
