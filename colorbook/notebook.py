@@ -10,6 +10,7 @@ import json
 import os
 import random
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -26,7 +27,7 @@ from colorbook.training.checkpoint import load_generator
 from colorbook.training.loop import resolve_recipe, train
 
 __all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
-           "read_log", "recorded_result", "recorded_table", "describe_provenance", "RESULTS_DIR", "RECORDED_METRICS"]
+           "read_log", "recorded_result", "recorded_table", "describe_provenance", "print_wrapped", "RESULTS_DIR", "RECORDED_METRICS"]
 
 RESULTS_DIR = REPO_ROOT / "results"
 
@@ -197,6 +198,16 @@ RECORDED_METRICS = {"hue_accuracy": "hue acc. ↑", "chroma_ratio": "chroma rati
                     "ssim_rgb": "SSIM RGB ↑", "colourfulness_ratio": "colourfulness ratio (1 = true)"}
 
 
+PAGE_WIDTH = 88  # characters of printed output the book's page shows without a scroll bar
+
+
+def print_wrapped(text: str) -> None:
+    """Print ``text`` wrapped to the page (88 columns; continuation lines indented), never breaking a
+    word, a path or an option."""
+    print(textwrap.fill(text, PAGE_WIDTH, subsequent_indent="    ", break_long_words=False,
+                        break_on_hyphens=False))
+
+
 def recorded_table(table: str, configs: Sequence[str], profile: str | None = "full"):
     """The recorded results of ``configs`` as a small table (one row per configuration that has a record:
     profile, iterations, training digits/images, the main metrics, training s/iteration and the paper's FID),
@@ -214,7 +225,7 @@ def recorded_table(table: str, configs: Sequence[str], profile: str | None = "fu
         if record is None:
             missing.append(config)
             continue
-        print(f"{config}: {describe_provenance(record)}")
+        print_wrapped(f"{config}: {describe_provenance(record)}")
         metrics = record.get("metrics", {})
         rows[config] = {"profile": record.get("profile"), "iterations": record.get("iterations"),
                         "training images": record.get("dataset_size_train"),
@@ -224,10 +235,12 @@ def recorded_table(table: str, configs: Sequence[str], profile: str | None = "fu
                         "paper FID": record.get("paper", {}).get("fid")}
     if missing:
         where = f"results/{table}/" + ("quick/" if profile == "quick" else "")
-        print(f"No {profile + '-profile ' if profile else ''}result recorded yet in {where} for "
-              + ", ".join(f"{c} (the paper reports FID {get(c).paper.get('fid')})" for c in missing)
-              + f"; record {'it' if len(missing) == 1 else 'them'} with: python -m colorbook reproduce "
-              f"--table {table} --profile {profile or 'full'} --configs {','.join(missing)}")
+        print_wrapped(f"No {profile + '-profile ' if profile else ''}result recorded yet in {where} for "
+                      + ", ".join(f"{c} (the paper reports FID {get(c).paper.get('fid')})" for c in missing)
+                      + f"; record {'it' if len(missing) == 1 else 'them'} with:")
+        # the command on a line of its own, so that it can be copied whole
+        print(f"    python -m colorbook reproduce --table {table} --profile {profile or 'full'} "
+              f"--configs {','.join(missing)}")
     if not rows:  # nothing to show: no empty table under the line above
         return None
     return pd.DataFrame.from_dict(rows, orient="index").round(3)

@@ -135,7 +135,9 @@ def test_reproduce_of_an_earlier_training_run_keeps_its_timing_and_command(tmp_p
     monkeypatch.setattr(notebook, "RESULTS_DIR", tmp_path / "results")
     capsys.readouterr()
     shown = recorded_table("dtu-mnist", ["K", "H"], profile="quick")
-    printed = capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 88  # wrapped to the page
+    printed = " ".join(out.split())  # the lines joined again
     assert list(shown.index) == ["K"]
     assert shown.loc["K", "hue acc. ↑"] == round(record["metrics"]["hue_accuracy"], 3)
     assert shown.loc["K", "paper FID"] == 17.613 and shown.loc["K", "iterations"] == 2
