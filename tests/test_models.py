@@ -17,7 +17,7 @@ def test_unet_output_shape_range_and_L_passthrough(depth, size):
     assert out[:, 1:].min() >= 0 and out[:, 1:].max() <= 1
 
 
-@pytest.mark.parametrize("output", ["sigmoid", "clamp"])
+@pytest.mark.parametrize("output", ["sigmoid", "clamp", "clamp-st"])
 def test_unet_outputs_stay_in_range_and_only_the_clamp_reaches_its_ends(output):
     """The colorized-MNIST code puts one of a*, b* on 0 or 1: the sigmoid never gets there (and its
     slope vanishes on the way), the clamp reaches both ends with slope 1 inside."""
@@ -28,17 +28,23 @@ def test_unet_outputs_stay_in_range_and_only_the_clamp_reaches_its_ends(output):
     ab = model(gray)[:, 1:]
     assert ab.min() >= 0 and ab.max() <= 1
     reaches_ends = bool((ab[:, 0] == 1).all() and (ab[:, 1] == 0).all())
-    assert reaches_ends == (output == "clamp")
+    assert reaches_ends == output.startswith("clamp")
+    (beyond,) = torch.autograd.grad(ab.sum(), model.head.bias)  # past the ends: only straight-through passes
+    per_pixel = beyond / (2 * 32 * 32)  # sigmoid'(8) = 3.4e-4; the clamp passes nothing; straight-through 1
+    if output == "sigmoid":
+        assert bool(((per_pixel > 0) & (per_pixel < 1e-3)).all()), per_pixel
+    else:
+        assert torch.allclose(per_pixel, torch.full((2,), 1.0 if output == "clamp-st" else 0.0)), per_pixel
     with torch.no_grad():  # constant logits 0.4: slope 1 for the clamp, sigmoid'(0.4) = 0.240
         model.head.weight.zero_()
         model.head.bias.fill_(0.4)
     (slope,) = torch.autograd.grad(model(gray)[:, 1:].sum(), model.head.bias)  # summed over 2 x 32 x 32
-    expected = 1.0 if output == "clamp" else float(torch.sigmoid(torch.tensor(0.4)) * torch.sigmoid(torch.tensor(-0.4)))
+    expected = 1.0 if output.startswith("clamp") else float(torch.sigmoid(torch.tensor(0.4)) * torch.sigmoid(torch.tensor(-0.4)))
     assert torch.allclose(slope / (2 * 32 * 32), torch.full((2,), expected), atol=1e-5)
 
 
 def test_unet_rejects_an_unknown_output():
-    with pytest.raises(ValueError, match="sigmoid, clamp"):
+    with pytest.raises(ValueError, match="sigmoid, clamp, clamp-st"):
         UNetColorizer(output="tanh")
 
 

@@ -37,7 +37,7 @@ def _double_conv(
 
 
 #: The UNet's output functions (see :class:`UNetColorizer`).
-OUTPUTS = ("sigmoid", "clamp")
+OUTPUTS = ("sigmoid", "clamp", "clamp-st")
 
 
 class UNetColorizer(nn.Module):
@@ -59,7 +59,10 @@ class UNetColorizer(nn.Module):
       or ``output="clamp"``, ``clamp(0.5 + z, 0, 1)``, so a*b* lie in ``[0, 1]``. The
       sigmoid reaches 0 and 1 only at infinite logits and its slope falls to 0.05 at
       0.95, so the most saturated colours (the colorized-MNIST code puts one of a*, b*
-      *on* 0 or 1) are approached ever more slowly; the clamp reaches them with slope 1;
+      *on* 0 or 1) are approached ever more slowly; the clamp reaches them with slope 1,
+      but passes no gradient once ``0.5 + z`` has left the range, so a pixel pushed out
+      of it stays there; ``output="clamp-st"`` clamps the same and passes the gradient
+      through as if it did not (a straight-through estimator), so it can come back;
     - optional 50% dropout in the first three decoder blocks (the pix2pix variant, DTU
       config R).
 
@@ -157,6 +160,9 @@ class UNetColorizer(nn.Module):
         logits = self.head(x)[..., :height, :width]
         if self.output == "sigmoid":
             ab = torch.sigmoid(logits)
-        else:  # "clamp": slope 1 up to the ends of the range
+        elif self.output == "clamp":  # slope 1 up to the ends of the range, 0 beyond
             ab = (logits + 0.5).clamp(0.0, 1.0)
+        else:  # "clamp-st": the clamp's values, slope 1 everywhere
+            shifted = logits + 0.5
+            ab = shifted + (shifted.clamp(0.0, 1.0) - shifted).detach()
         return torch.cat([gray, ab], dim=1)
