@@ -25,6 +25,11 @@ __all__ = ["SWEEP_METRICS", "recorded_status", "sweep_records", "summarise_seeds
 SWEEP_METRICS = ("hue_accuracy", "chroma_ratio", "colourfulness_ratio", "classifier_frechet_distance")
 
 
+def record_command(table: str, configs: Sequence[str], profile: str = "full") -> str:
+    """The one command that records the results of ``configs`` of ``table`` in ``profile``."""
+    return f"python -m colorbook reproduce --table {table} --profile {profile} --configs {','.join(configs)}"
+
+
 def recorded_status(table: str, results_root: str | Path | None = None) -> list[dict[str, Any]]:
     """One row per configuration of ``table`` (in table order): whether its full-profile record
     ``results/<table>/<config>.json`` exists, and the command that records it.
@@ -38,8 +43,7 @@ def recorded_status(table: str, results_root: str | Path | None = None) -> list[
         path = root / table / f"{recipe.name}.json"
         rows.append({"config": recipe.name, "recorded": path.is_file(),
                      "path": f"{root.name}/{table}/{recipe.name}.json",
-                     "command": f"python -m colorbook reproduce --table {table} --profile full "
-                                f"--configs {recipe.name}"})
+                     "command": record_command(table, [recipe.name])})
     return rows
 
 

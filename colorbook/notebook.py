@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from colorbook import color
+from colorbook.gallery import record_command
 from colorbook.profile import current_profile, default_device
 from colorbook.provenance import REPO_ROOT, short_commit
 from colorbook.recipes import Recipe, get
@@ -208,6 +209,32 @@ def print_wrapped(text: str) -> None:
                         break_on_hyphens=False))
 
 
+def print_command(command: str, indent: int = 0) -> None:
+    """Print a shell command so that it fits the page and can still be pasted whole: lines of at most 88
+    columns, each but the last ending in `` \\`` (the shell's line continuation), continuation lines
+    indented four more spaces than the first (``indent``). An option stays on the line of its value;
+    a word longer than the page is left whole."""
+    words = command.split()
+    units: list[str] = []  # an option and its value stay on one line
+    for word in words:
+        if units and units[-1].startswith("-") and " " not in units[-1] and not word.startswith("-"):
+            units[-1] += " " + word
+        else:
+            units.append(word)
+    lines: list[str] = []
+    line = ""
+    for word in units:
+        if not line:
+            line = " " * indent + word
+        elif len(line) + 1 + len(word) + len(" \\") > PAGE_WIDTH:  # leave room for the continuation
+            lines.append(line + " \\")
+            line = " " * (indent + 4) + word
+        else:
+            line += " " + word
+    lines.append(line)
+    print("\n".join(lines))
+
+
 def recorded_table(table: str, configs: Sequence[str], profile: str | None = "full"):
     """The recorded results of ``configs`` as a small table (one row per configuration that has a record:
     profile, iterations, training digits/images, the main metrics, training s/iteration and the paper's FID),
@@ -239,8 +266,7 @@ def recorded_table(table: str, configs: Sequence[str], profile: str | None = "fu
                       + ", ".join(f"{c} (the paper reports FID {get(c).paper.get('fid')})" for c in missing)
                       + f"; record {'it' if len(missing) == 1 else 'them'} with:")
         # the command on a line of its own, so that it can be copied whole
-        print(f"    python -m colorbook reproduce --table {table} --profile {profile or 'full'} "
-              f"--configs {','.join(missing)}")
+        print_command(record_command(table, missing, profile or "full"), indent=4)
     if not rows:  # nothing to show: no empty table under the line above
         return None
     return pd.DataFrame.from_dict(rows, orient="index").round(3)

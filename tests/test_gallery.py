@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from colorbook.gallery import check_claim, comparison_rows, grid_rows, recorded_status, summarise_seeds
+from colorbook.gallery import (check_claim, comparison_rows, grid_rows, record_command, recorded_status,
+                               summarise_seeds)
 from colorbook.training.loop import image_grid
 
 
@@ -25,6 +26,18 @@ def test_recorded_status_names_what_is_missing_and_how_to_record_it(tmp_path):
     assert list(status) == list("ABCDEFGHIJK")
     assert status["K"]["recorded"] and not status["H"]["recorded"]
     assert status["H"]["command"] == "python -m colorbook reproduce --table dtu-mnist --profile full --configs H"
+
+
+def test_record_command_is_one_reproduce_call_for_every_missing_config():
+    import shlex
+
+    from colorbook.cli import build_parser
+    command = record_command("kth", ["v1", "min-patchgan-cond"], profile="quick")
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "colorbook"]
+    args = build_parser().parse_args(words[3:])  # what the package's own CLI reads from it
+    assert (args.command, args.table, args.profile) == ("reproduce", "kth", "quick")
+    assert args.configs in ("v1,min-patchgan-cond", ["v1", "min-patchgan-cond"])
 
 
 def test_summarise_seeds_gives_mean_and_range_per_variant():

@@ -1,4 +1,5 @@
-"""colorbook.notebook in a real kernel: figures are drawn into the notebook even under MPLBACKEND=Agg."""
+"""colorbook.notebook: figures are drawn into the notebook even under MPLBACKEND=Agg (in a real kernel), and
+printed commands fit the page."""
 from __future__ import annotations
 
 import os
@@ -28,3 +29,22 @@ def test_setup_draws_figures_into_the_notebook_under_an_agg_backend(tmp_path, mo
 
 def test_outside_a_kernel_nothing_changes():
     assert show_figures_inline() is False
+
+
+def test_print_command_fits_the_page_and_pastes_back_whole(capsys):
+    from colorbook.notebook import PAGE_WIDTH, print_command
+    # padding the first value by 0-11 characters moves every break, so that some line ends at
+    # exactly the page width and the room for " \\" matters
+    for pad in range(12):
+        command = (f"python -m colorbook frames clip{'x' * pad}.avi --out frames --every 0.2 --skip-start 0 "
+                   "--skip-end 0 --split 1:0:0 --size 128 --configs A,B,C,D,E,F,G,I,J --seed 0 --device cpu")
+        print_command(command, indent=4)
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) > 1 and max(map(len, lines)) <= PAGE_WIDTH, (pad, lines)
+        assert all(line.endswith(" \\") for line in lines[:-1]) and not lines[-1].endswith("\\")
+        assert lines[0].startswith("    python") and all(line.startswith("        -") for line in lines[1:])
+        # what the shell reads: the continuations removed, the same words in the same order
+        assert " ".join(" ".join(lines).replace(" \\", " ").split()) == command
+        assert not any(line.rstrip(" \\").endswith(("--skip-end", "--split", "--size")) for line in lines)
+    print_command("python -m colorbook train --recipe K")  # short: one line, no continuation
+    assert capsys.readouterr().out == "python -m colorbook train --recipe K\n"
