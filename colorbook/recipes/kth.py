@@ -141,7 +141,8 @@ RECIPES: list[Recipe] = [
     _recipe("v2", "KTH network 2: pyramid kernels + skips, scalar D (Figure 2)", 5000,
             {"generator": "v2", "discriminator": "scalar", "discriminator_variant": "v2", **_V2_OPTIMISERS},
             "G Adam 2e-4, D SGD 4e-4 (momentum 0.9, weight decay 1e-4) halved every 5 epochs, as the authors' "
-            "code; the text's 'same learning rate in G and D' contradicts Table 1 and the code. 10 epochs "
+            "code; the text's 'same learning rate in G and D' is not what the code does (Table 1 gives one rate "
+            "per network). 10 epochs "
             "(Experiment 1; Experiment 2 trains 60)."),
     _recipe("v3", "KTH network 3: pyramid-8 kernels, 80-640 channels, no skips, scalar D", 5000,
             {"generator": "v3", "discriminator": "scalar", "discriminator_variant": "v3",
