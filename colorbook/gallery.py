@@ -18,7 +18,7 @@ from PIL import Image
 from colorbook import recipes
 from colorbook.provenance import REPO_ROOT
 
-__all__ = ["SWEEP_METRICS", "recorded_status", "sweep_records", "summarise_seeds", "grid_rows",
+__all__ = ["SWEEP_METRICS", "record_command", "recorded_status", "sweep_records", "summarise_seeds", "grid_rows",
            "comparison_rows", "CLAIM", "check_claim"]
 
 #: The critic sweep's metrics, in the order the gallery shows them.

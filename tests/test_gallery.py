@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from colorbook.cli import build_parser
 from colorbook.gallery import (check_claim, comparison_rows, grid_rows, record_command, recorded_status,
                                summarise_seeds)
 from colorbook.training.loop import image_grid
@@ -29,9 +31,6 @@ def test_recorded_status_names_what_is_missing_and_how_to_record_it(tmp_path):
 
 
 def test_record_command_is_one_reproduce_call_for_every_missing_config():
-    import shlex
-
-    from colorbook.cli import build_parser
     command = record_command("kth", ["v1", "min-patchgan-cond"], profile="quick")
     words = shlex.split(command)
     assert words[:3] == ["python", "-m", "colorbook"]
