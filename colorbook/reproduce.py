@@ -11,6 +11,8 @@ the checkpoint (:mod:`colorbook.evaluate`) and writes
   device, torch version, date, wall time);
 - a small sample grid PNG beside it, only when the data is the project's own offline default
   (images from ``--data-root`` such as the development data are never copied into ``results/``);
+- ``<config>.log.jsonl`` beside it: every 5th row of the training log (losses, the critic's logits,
+  penalties), for the loss and penalty curves of the results gallery;
 - ``results/<table>/[quick/]table.md``: a markdown table of all recorded configurations beside the
   paper's reported numbers (other JSON files in the folder, such as ``H-critic-probe.json``, are left
   out).
@@ -36,7 +38,7 @@ from colorbook.metrics.fid import FIDWeightsMissing, find_inception_weights
 from colorbook.profile import check_profile, current_profile, default_device
 from colorbook.provenance import REPO_ROOT, command_line, provenance, short_commit
 from colorbook.training.checkpoint import load_generator
-from colorbook.training.loop import resolve_recipe, sample_grid, train
+from colorbook.training.loop import resolve_recipe, sample_grid, train, write_log_excerpt
 from colorbook.training.stream import fixed_examples
 
 __all__ = ["reproduce", "results_dir", "write_markdown_table", "separate_training", "add_reproduce_subcommand",
@@ -278,6 +280,7 @@ def reproduce(table: str, profile: str, configs: list[str] | None = None, *, ite
         # iterations than asked for, which the check before training could not know.
         _check_replaceable(path, _recorded_settings(record, path), overwrite)
         path.write_text(json.dumps(record, indent=2, default=str))
+        write_log_excerpt(run, path.with_suffix(".log.jsonl"))
         written.append(path)
         grid = out_folder / f"{recipe.name}.png"
         if data_root is None:  # only the project's own offline data may be shown

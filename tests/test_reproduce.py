@@ -10,6 +10,7 @@ import pytest
 import colorbook.reproduce as reproduce_module
 from colorbook import cli
 from colorbook.reproduce import reproduce, results_dir, write_markdown_table
+from colorbook.training.loop import write_log_excerpt
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +112,18 @@ def test_same_settings_replace_the_record_and_overwrite_replaces_any(recorded, r
     record = json.loads(path.read_text())
     assert record["iterations"] == 2 and record["provenance"]["command"] == "asked to"
     assert (results / "K.png").exists()
+
+
+def test_a_record_keeps_every_fifth_row_of_its_training_log(recorded, results):
+    log = [json.loads(line) for line in (results / "K.log.jsonl").read_text().splitlines()]
+    run_log = [json.loads(line) for line in
+               (recorded / "runs" / "dtu-mnist" / "K-quick" / "log.jsonl").read_text().splitlines()]
+    assert log == run_log[::5] and log[0]["iteration"] == 0 and "recon" in log[0]
+
+
+def test_log_excerpt_starts_at_the_first_row_and_keeps_every_nth(tmp_path):
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps({"iteration": i}) + "\n" for i in range(1, 13)))
+    path = write_log_excerpt(tmp_path, tmp_path / "excerpt.jsonl", every=5)
+    assert [json.loads(line)["iteration"] for line in path.read_text().splitlines()] == [1, 6, 11]
+    with pytest.raises(ValueError, match="at least 1"):
+        write_log_excerpt(tmp_path, tmp_path / "excerpt.jsonl", every=0)

@@ -35,7 +35,7 @@ from colorbook.evaluate import evaluate_checkpoint, probe_critic  # noqa: E402
 from colorbook.provenance import provenance  # noqa: E402
 from colorbook.recipes import get, get_family  # noqa: E402
 from colorbook.training.checkpoint import load_checkpoint, load_generator  # noqa: E402
-from colorbook.training.loop import sample_grid, train  # noqa: E402
+from colorbook.training.loop import sample_grid, train, write_log_excerpt  # noqa: E402
 from colorbook.training.stream import fixed_examples  # noqa: E402
 
 # Each variant names every critic option it depends on (norm, init, unit gradient, R1 weight), so that it
@@ -80,8 +80,7 @@ def write_figures(run: Path, stem: Path, profile: str, device: torch.device) -> 
     generator, recipe = load_generator(run / "checkpoint.pt", device)
     test_set = make_dataset(recipe.dataset, "test", image_size=recipe.image_size, profile=profile)
     sample_grid(generator, fixed_examples(test_set, 20, generator.color_space, device), stem.with_suffix(".png"))
-    rows = (run / "log.jsonl").read_text().splitlines()
-    stem.with_suffix(".log.jsonl").write_text("".join(line + "\n" for line in rows[::5]))
+    write_log_excerpt(run, stem.with_suffix(".log.jsonl"))
 
 
 def run_variant(name: str, options: dict, args, seed: int, out_dir: Path) -> dict:

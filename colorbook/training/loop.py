@@ -58,7 +58,8 @@ from colorbook.training.speed import Speed, accelerate
 from colorbook.training.step import prepare_batch, train_step
 from colorbook.training.stream import BatchStream, fixed_examples
 
-__all__ = ["train", "resolve_recipe", "sample_grid", "image_grid", "read_logs", "RUN_FILES", "RunFolderBusy"]
+__all__ = ["train", "resolve_recipe", "sample_grid", "image_grid", "read_logs", "write_log_excerpt", "LOG_EXCERPT_EVERY",
+           "RUN_FILES", "RunFolderBusy"]
 
 try:  # POSIX advisory locks; where there are none (Windows), two runs on one folder are not detected
     import fcntl
@@ -128,6 +129,22 @@ def read_logs(pending: list[tuple[int, float, Logs]]) -> list[dict[str, float]]:
             row[key] = next(values) if isinstance(value, torch.Tensor) else float(value)
         rows.append(row)
     return rows
+
+
+#: Recorded results keep every 5th row of a run's training log: 200 rows for a 1,000-iteration run, enough
+#: for loss and penalty curves, small enough to commit.
+LOG_EXCERPT_EVERY = 5
+
+
+def write_log_excerpt(run: str | Path, path: str | Path, every: int = LOG_EXCERPT_EVERY) -> Path:
+    """Write rows 0, ``every``, 2 ``every``, ... of the run folder's ``log.jsonl`` to ``path`` (JSON
+    lines, unchanged), for the loss and penalty curves of a recorded result. Returns ``path``."""
+    if every < 1:
+        raise ValueError(f"every must be at least 1, got {every}")
+    rows = (Path(run) / "log.jsonl").read_text().splitlines()
+    path = Path(path)
+    path.write_text("".join(line + "\n" for line in rows[::every]))
+    return path
 
 
 def _seed_everything(seed: int) -> None:
