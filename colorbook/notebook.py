@@ -13,13 +13,13 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from colorbook import color
-from colorbook.gallery import record_command
+from colorbook.gallery import comparison_rows, record_command
 from colorbook.profile import current_profile, default_device
 from colorbook.provenance import REPO_ROOT, short_commit
 from colorbook.recipes import Recipe, get
@@ -28,7 +28,7 @@ from colorbook.training.checkpoint import load_generator
 from colorbook.training.loop import resolve_recipe, train
 
 __all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
-           "read_log", "recorded_result", "recorded_table", "describe_provenance", "print_wrapped", "RESULTS_DIR", "RECORDED_METRICS"]
+           "show_grids", "plot_training_curves", "read_log", "recorded_result", "recorded_table", "describe_provenance", "print_wrapped", "RESULTS_DIR", "RECORDED_METRICS"]
 
 RESULTS_DIR = REPO_ROOT / "results"
 
@@ -158,6 +158,66 @@ def plot_losses(run: str | Path, keys: Iterable[str], smooth: int = 5, ax=None, 
     ax.set_xlabel("iteration")
     ax.legend(fontsize=8)
     return ax
+
+
+def show_grids(grids: Mapping[str, str | Path], width: float = 14.0):
+    """Recorded sample grids of the same examples, side by side: the gray input, each model's colours
+    under its label, the truth; one row per model, each label above its row, so that the pictures use
+    the page's whole width. ``grids``: label -> sample-grid PNG (:func:`colorbook.gallery.comparison_rows`
+    checks that they show the same examples). Returns the figure."""
+    import matplotlib.pyplot as plt
+    rows, labels = comparison_rows(grids)
+    height, row_width = rows[0].shape[:2]
+    row_height = width * height / row_width + 0.3  # the picture at the page's width, and its label
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, row_height * len(rows)), squeeze=False)
+    for ax, row, label in zip(axes[:, 0], rows, labels):
+        ax.imshow(row, interpolation="nearest")
+        ax.set_title(label, loc="left", fontsize=11)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+#: The panels of :func:`plot_training_curves`: title -> how a log row gives the value (``None``: not logged).
+TRAINING_CURVES = {
+    "reconstruction term (λ x loss)": lambda row: row.get("recon"),
+    "critic: real minus fake logit": lambda row: (row["d_real_logit"] - row["d_fake_logit"]
+                                                  if "d_real_logit" in row and "d_fake_logit" in row else None),
+    "critic's penalties (GP + R1)": lambda row: (row.get("gp", 0.0) + row.get("r1", 0.0)
+                                                 if "gp" in row or "r1" in row else None),
+}
+
+
+def plot_training_curves(logs: Mapping[str, str | Path], smooth: int = 5, width: float = 15.0):
+    """The training curves of several runs in three panels (:data:`TRAINING_CURVES`: the reconstruction
+    term, the critic's logit gap, its penalties), one colour per run in every panel, each smoothed by a
+    running mean of ``smooth`` logged rows. ``logs``: label -> a run folder, its ``log.jsonl`` or a
+    recorded excerpt (``<config>.log.jsonl``). A run without a critic has no line in the last two
+    panels. Returns the figure."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(TRAINING_CURVES), figsize=(width, 3.6))
+    for index, (label, log) in enumerate(logs.items()):
+        rows = read_log(log)
+        for ax, value in zip(axes, TRAINING_CURVES.values()):
+            points = [(row["iteration"], value(row)) for row in rows if value(row) is not None]
+            if not points:
+                continue
+            x, y = map(np.asarray, zip(*points))
+            if smooth > 1 and len(y) >= smooth:
+                y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+                x = x[smooth - 1:]
+            ax.plot(x, y, label=label, color=f"C{index % 10}", lw=1.2)
+    for ax, title in zip(axes, TRAINING_CURVES):
+        ax.set(title=title, xlabel="iteration")
+    axes[0].set_yscale("log")
+    if axes[2].lines and min(line.get_ydata().min() for line in axes[2].lines) > 0:
+        axes[2].set_yscale("log")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=9,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout()
+    return fig
 
 
 def recorded_result(table: str, config: str, profile: str | None = None) -> dict[str, Any] | None:

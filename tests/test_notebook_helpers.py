@@ -48,3 +48,43 @@ def test_print_command_fits_the_page_and_pastes_back_whole(capsys):
         assert not any(line.rstrip(" \\").endswith(("--skip-end", "--split", "--size")) for line in lines)
     print_command("python -m colorbook train --recipe K")  # short: one line, no continuation
     assert capsys.readouterr().out == "python -m colorbook train --recipe K\n"
+
+
+def test_show_grids_puts_each_model_between_the_input_and_the_truth(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import torch
+    from PIL import Image
+
+    from colorbook.notebook import show_grids
+    from colorbook.training.loop import image_grid
+
+    gray, truth = torch.full((3, 3, 8, 8), 0.3), torch.full((3, 3, 8, 8), 0.7)
+    for name, value in (("k", 0.0), ("h", 1.0)):
+        grid = image_grid(torch.cat([gray, torch.full((3, 3, 8, 8), value), truth]), nrow=3)
+        Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy()).save(tmp_path / f"{name}.png")
+    fig = show_grids({"K: no critic": tmp_path / "k.png", "H: critic": tmp_path / "h.png"})
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles == ["gray input", "K: no critic", "H: critic", "truth"]
+    assert fig.axes[2].images[0].get_array()[:, 2:10].min() == 255  # H's first tile: white
+    assert fig.axes[1].images[0].get_array()[:, 2:10].max() == 0  # K's: black
+
+
+def test_training_curves_show_the_logit_gap_and_the_penalties_of_critics_only(tmp_path):
+    import json
+
+    import matplotlib
+    matplotlib.use("Agg")
+
+    from colorbook.notebook import plot_training_curves
+
+    critic_rows = [{"iteration": i, "recon": 5.0 - i, "d_real_logit": 0.5 * i, "d_fake_logit": -0.5 * i,
+                    "r1": 0.1, "gp": 0.2 * i} for i in range(4)]
+    (tmp_path / "h.jsonl").write_text("".join(json.dumps(r) + "\n" for r in critic_rows))
+    (tmp_path / "k.jsonl").write_text("".join(json.dumps({"iteration": i, "recon": 4.0}) + "\n" for i in range(4)))
+    fig = plot_training_curves({"H": tmp_path / "h.jsonl", "K": tmp_path / "k.jsonl"}, smooth=1)
+    recon, gap, penalty = fig.axes[:3]
+    assert [line.get_label() for line in recon.lines] == ["H", "K"]
+    assert [line.get_label() for line in gap.lines] == ["H"] == [line.get_label() for line in penalty.lines]
+    assert list(gap.lines[0].get_ydata()) == [0.0, 1.0, 2.0, 3.0]  # real minus fake
+    assert list(penalty.lines[0].get_ydata()) == pytest.approx([0.1, 0.3, 0.5, 0.7])  # GP + R1
