@@ -1,7 +1,8 @@
 """The book's sources are clean and consistent (fast: reads files, runs nothing).
 
 - every notebook in book/ is committed without outputs, execution counts or saved widget state,
-  has the kernelspec ``python3``, and starts with the hidden Colab set-up cell;
+  has the kernelspec ``python3``, and starts with the hidden Colab set-up cell; the first cell a reader
+  sees is the chapter's title;
 - _toc.yml and book/ agree: every listed file exists and every chapter in book/ is listed;
 - every ``{cite}`key``` in book/ is an entry of references.bib, whose keys are unique, and a
   ``{bibliography}`` directive exists so the citations resolve.
@@ -89,6 +90,15 @@ def test_notebook_is_clean(path: Path):
             dirty.append(f"cell {index} has execution timestamps in its metadata")
     assert not dirty, (f"{path.name} must be committed clean: " + "; ".join(dirty)
                        + f". Clear them: jupyter nbconvert --clear-output --inplace book/{path.name}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_chapter_title_comes_first(path: Path):
+    visible = [c for c in _load_notebook(path).get("cells", [])
+               if "remove-cell" not in c.get("metadata", {}).get("tags", [])]
+    assert visible and visible[0].get("cell_type") == "markdown" and _source(visible[0]).startswith("# "), (
+        f"{path.name}: the first cell a reader sees must be the chapter's title (a markdown cell starting "
+        "'# '), not code above it")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
