@@ -19,7 +19,7 @@ from colorbook import recipes
 from colorbook.provenance import REPO_ROOT
 
 __all__ = ["SWEEP_METRICS", "record_command", "recorded_status", "sweep_records", "summarise_seeds", "grid_rows",
-           "comparison_rows", "CLAIM", "check_claim"]
+           "comparison_rows", "CLAIM", "check_claim", "DTU_MNIST_FINDINGS", "VERDICT_METRICS", "finding_verdicts"]
 
 #: The critic sweep's metrics, in the order the gallery shows them.
 SWEEP_METRICS = ("hue_accuracy", "chroma_ratio", "colourfulness_ratio", "classifier_frechet_distance")
@@ -131,3 +131,62 @@ def check_claim(adversarial: Mapping[str, float], reference: Mapping[str, float]
         "colourfulness_ratio": adversarial["colourfulness_ratio"] >= 0.95,
         "hue_accuracy": adversarial["hue_accuracy"] >= reference["hue_accuracy"],
     }
+
+
+#: The DTU report's findings on colorized MNIST, each read from a pair of Table 1 rows:
+#: (what is compared, first configuration, second configuration). The paper's FIDs say which is better.
+DTU_MNIST_FINDINGS = (
+    ("adversarial (H) vs reconstruction only (K)", "H", "K"),
+    ("instance smoothing: C vs B", "C", "B"),
+    ("instance smoothing: H vs J", "H", "J"),
+    ("R1 on top of GP: G vs E", "G", "E"),
+    ("R1 instead of GP: H vs G", "H", "G"),
+    ("R1 gamma 10 vs 1 (ours: 0.1 vs 0.01): H vs I", "H", "I"),
+    ("Huber vs MSE: E vs D", "E", "D"),
+)
+
+#: The metrics a finding is checked on, each as its distance from the ideal value (smaller is better).
+VERDICT_METRICS = {
+    "hue_accuracy": lambda value: 1 - value,
+    "chroma_ratio": lambda value: abs(value - 1),
+    "classifier_frechet_distance": lambda value: value,
+}
+
+
+def finding_verdicts(records: Mapping[str, Mapping[str, Any]], tolerance: Mapping[str, float],
+                     near_gray_below: float, findings: Sequence[tuple[str, str, str]] = DTU_MNIST_FINDINGS
+                     ) -> tuple[list[dict[str, str]], list[str]]:
+    """Check each of the paper's ``findings`` in recorded results, metric by metric.
+
+    ``records``: configuration -> record (``metrics`` and ``paper.fid``, as ``reproduce`` writes them);
+    ``tolerance``: metric -> the largest gap called a tie (a gap no larger than chance gives);
+    ``near_gray_below``: a model with a chroma ratio below this has no colour to compare, and a finding
+    that involves one is left out. A finding whose two configurations are not both recorded is skipped.
+
+    Returns ``(rows, left_out)``: per checked finding a dict ``{"finding", "paper FID": "15.784 vs
+    18.010 (first better)", <metric>: "0.930 vs 0.910: agrees" | "...: disagrees" | "...: tie"}``
+    ("agrees": the configuration with the paper's lower FID is the better one by more than the
+    tolerance); and one line per finding left out, naming the near-gray configurations.
+    """
+    rows, left_out = [], []
+    for label, first, second in findings:
+        a, b = records.get(first), records.get(second)
+        if a is None or b is None:
+            continue
+        gray = [c for c, r in ((first, a), (second, b)) if r["metrics"]["chroma_ratio"] < near_gray_below]
+        if gray:
+            left_out.append(f"{label} ({' and '.join(gray)} near gray)")
+            continue
+        paper_first_better = a["paper"]["fid"] < b["paper"]["fid"]
+        row = {"finding": label, "paper FID": f"{a['paper']['fid']:.3f} vs {b['paper']['fid']:.3f} "
+                                              f"({'first' if paper_first_better else 'second'} better)"}
+        for metric, badness in VERDICT_METRICS.items():
+            x, y = a["metrics"][metric], b["metrics"][metric]
+            gap = badness(y) - badness(x)  # > 0: the first is better
+            if abs(gap) <= tolerance[metric]:
+                word = "tie"
+            else:
+                word = "agrees" if (gap > 0) == paper_first_better else "disagrees"
+            row[metric] = f"{x:.3f} vs {y:.3f}: {word}"
+        rows.append(row)
+    return rows, left_out

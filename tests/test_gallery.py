@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from colorbook.cli import build_parser
-from colorbook.gallery import (check_claim, comparison_rows, grid_rows, record_command, recorded_status,
-                               summarise_seeds)
+from colorbook.gallery import (check_claim, comparison_rows, finding_verdicts, grid_rows, record_command,
+                               recorded_status, summarise_seeds)
 from colorbook.training.loop import image_grid
 
 
@@ -83,3 +83,27 @@ def test_check_claim_applies_each_bar():
     assert check_claim({**good, "chroma_ratio": 0.94}, k)["chroma_ratio"] is False
     assert check_claim({**good, "colourfulness_ratio": 0.9}, k)["colourfulness_ratio"] is False
     assert check_claim({**good, "hue_accuracy": 0.89}, k)["hue_accuracy"] is False
+
+
+def _record(fid, hue, chroma, distance):
+    return {"paper": {"fid": fid},
+            "metrics": {"hue_accuracy": hue, "chroma_ratio": chroma, "classifier_frechet_distance": distance}}
+
+
+def test_finding_verdicts_agree_disagree_tie_and_leave_out_gray_models():
+    tolerance = {"hue_accuracy": 0.02, "chroma_ratio": 0.02, "classifier_frechet_distance": 1.0}
+    findings = [("H vs K", "H", "K"), ("C vs B", "C", "B"), ("G vs E", "G", "E")]
+    records = {"H": _record(10.2, 0.95, 0.975, 5.0), "K": _record(17.6, 0.90, 0.99, 5.5),
+               "C": _record(11.8, 0.50, 0.05, 90.0), "B": _record(18.0, 0.5, 0.6, 40.0),
+               "G": _record(10.6, 0.9, 0.9, 3.0)}  # E not recorded: skipped
+    rows, left_out = finding_verdicts(records, tolerance, near_gray_below=0.1, findings=findings)
+    [row] = rows
+    assert row["finding"] == "H vs K" and row["paper FID"] == "10.200 vs 17.600 (first better)"
+    assert row["hue_accuracy"] == "0.950 vs 0.900: agrees"          # H better, as the paper says
+    assert row["chroma_ratio"] == "0.975 vs 0.990: tie"              # 0.025 vs 0.01 from 1: within 0.02
+    assert row["classifier_frechet_distance"] == "5.000 vs 5.500: tie"
+    assert left_out == ["C vs B (C near gray)"]
+    records["K"] = _record(17.6, 0.99, 0.5, 9.0)                     # now K is the better on hue
+    [row], _ = finding_verdicts(records, tolerance, near_gray_below=0.1, findings=findings)
+    assert row["hue_accuracy"].endswith("disagrees") and row["chroma_ratio"].endswith("agrees")
+    assert row["classifier_frechet_distance"].endswith("agrees")
