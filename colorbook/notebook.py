@@ -189,14 +189,16 @@ TRAINING_CURVES = {
 }
 
 
-def plot_training_curves(logs: Mapping[str, str | Path], smooth: int = 5, width: float = 15.0):
-    """The training curves of several runs in three panels (:data:`TRAINING_CURVES`: the reconstruction
-    term, the critic's logit gap, its penalties), one colour per run in every panel, each smoothed by a
-    running mean of ``smooth`` logged rows. ``logs``: label -> a run folder, its ``log.jsonl`` or a
-    recorded excerpt (``<config>.log.jsonl``). A run without a critic has no line in the last two
-    panels. Returns the figure."""
+def plot_training_curves(logs: Mapping[str, str | Path], smooth: int = 5, width: float = 9.0):
+    """The training curves of several runs, one panel per row (:data:`TRAINING_CURVES`: the
+    reconstruction term, the critic's logit gap, its penalties), one colour per run in every panel,
+    each smoothed by a running mean of ``smooth`` logged rows; the panels share the iteration axis and
+    fit the page's width, so that their text stays legible. ``logs``: label -> a run folder, its
+    ``log.jsonl`` or a recorded excerpt (``<config>.log.jsonl``). A run without a critic has no line in
+    the last two panels. Returns the figure."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(TRAINING_CURVES), figsize=(width, 3.6))
+    fig, axes = plt.subplots(len(TRAINING_CURVES), 1, figsize=(width, 2.4 * len(TRAINING_CURVES) + 0.4),
+                             sharex=True)
     for index, (label, log) in enumerate(logs.items()):
         rows = read_log(log)
         for ax, value in zip(axes, TRAINING_CURVES.values()):
@@ -209,14 +211,15 @@ def plot_training_curves(logs: Mapping[str, str | Path], smooth: int = 5, width:
                 x = x[smooth - 1:]
             ax.plot(x, y, label=label, color=f"C{index % 10}", lw=1.2)
     for ax, title in zip(axes, TRAINING_CURVES):
-        ax.set(title=title, xlabel="iteration")
+        ax.set_title(title, loc="left")
+    axes[-1].set_xlabel("iteration")
     axes[0].set_yscale("log")
     if axes[2].lines and min(line.get_ydata().min() for line in axes[2].lines) > 0:
         axes[2].set_yscale("log")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=9,
-               bbox_to_anchor=(0.5, 0.0))
     fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", ncol=2 if len(labels) > 3 else len(labels),
+               bbox_to_anchor=(0.5, 0.0))
     return fig
 
 
