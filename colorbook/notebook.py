@@ -23,12 +23,12 @@ from colorbook.gallery import comparison_rows, record_command
 from colorbook.profile import current_profile, default_device
 from colorbook.provenance import REPO_ROOT, short_commit
 from colorbook.recipes import Recipe, get
-from colorbook.reproduce import separate_training
+from colorbook.reproduce import results_dir, separate_training
 from colorbook.training.checkpoint import load_generator
 from colorbook.training.loop import resolve_recipe, train
 
 __all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
-           "show_grids", "plot_training_curves", "read_log", "recorded_result", "recorded_table", "describe_provenance", "print_wrapped", "RESULTS_DIR", "RECORDED_METRICS"]
+           "show_grids", "show_recorded_grids", "plot_training_curves", "read_log", "recorded_result", "recorded_table", "describe_provenance", "print_wrapped", "RESULTS_DIR", "RECORDED_METRICS"]
 
 RESULTS_DIR = REPO_ROOT / "results"
 
@@ -177,6 +177,32 @@ def show_grids(grids: Mapping[str, str | Path], width: float = 14.0):
         ax.set_yticks([])
     fig.tight_layout()
     return fig
+
+
+def show_recorded_grids(table: str, configs: Sequence[str], profile: str = "full",
+                        results_root: str | Path | None = None):
+    """The sample grids that ``reproduce`` recorded beside the results of ``configs`` (``<config>.png``:
+    the same test examples for every configuration), side by side between the gray input and the truth
+    (:func:`show_grids`), each labelled with its configuration, what it is and the profile. A
+    configuration without a grid is named: with the command that records it, or, when it is recorded
+    on data the book may not show (``--data-root``), as such. Returns the figure, or ``None`` when no
+    grid is recorded."""
+    folder = results_dir(table, profile, results_root if results_root is not None else RESULTS_DIR)
+    where = f"results/{table}/" + ("quick/" if profile == "quick" else "")
+    grids, unrecorded = {}, []
+    for config in configs:
+        if (folder / f"{config}.png").exists():
+            label = f"{config}: {get(config).summary.split(' [')[0]} (recorded, {profile} profile)"
+            grids[label] = folder / f"{config}.png"
+        elif (folder / f"{config}.json").exists():
+            print_wrapped(f"{config}: recorded in {where} without a sample grid (its data may not be shown)")
+        else:
+            unrecorded.append(config)
+    if unrecorded:
+        print_wrapped(f"not recorded yet in {where}: {', '.join(unrecorded)}; "
+                      f"record {'it' if len(unrecorded) == 1 else 'them'} with:")
+        print_command(record_command(table, unrecorded, profile), indent=4)
+    return show_grids(grids) if grids else None
 
 
 #: The panels of :func:`plot_training_curves`: title -> how a log row gives the value (``None``: not logged).

@@ -88,3 +88,30 @@ def test_training_curves_show_the_logit_gap_and_the_penalties_of_critics_only(tm
     assert [line.get_label() for line in gap.lines] == ["H"] == [line.get_label() for line in penalty.lines]
     assert list(gap.lines[0].get_ydata()) == [0.0, 1.0, 2.0, 3.0]  # real minus fake
     assert list(penalty.lines[0].get_ydata()) == pytest.approx([0.1, 0.3, 0.5, 0.7])  # GP + R1
+
+
+def test_show_recorded_grids_shows_what_is_recorded_and_names_what_is_not(tmp_path, capsys):
+    import json
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import torch
+    from PIL import Image
+
+    from colorbook.notebook import show_recorded_grids
+    from colorbook.training.loop import image_grid
+
+    folder = tmp_path / "dtu-mnist"
+    folder.mkdir()
+    grid = image_grid(torch.rand(9, 3, 8, 8), nrow=3)
+    Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy()).save(folder / "K.png")
+    (folder / "J.json").write_text(json.dumps({"config": "J"}))  # recorded on data that may not be shown
+    fig = show_recorded_grids("dtu-mnist", ["K", "J", "H"], results_root=tmp_path)
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles[0] == "gray input" and titles[-1] == "truth" and len(titles) == 3
+    assert titles[1].startswith("K: reconstruction only") and "recorded, full profile" in titles[1]
+    printed = capsys.readouterr().out
+    assert "J: recorded in results/dtu-mnist/ without a sample grid" in printed
+    assert "not recorded yet in results/dtu-mnist/: H" in printed
+    assert "reproduce --table dtu-mnist --profile full --configs H" in printed
+    assert show_recorded_grids("dtu-mnist", ["H"], results_root=tmp_path) is None
