@@ -28,7 +28,9 @@ from colorbook.training.checkpoint import load_generator
 from colorbook.training.loop import resolve_recipe, train
 
 __all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
-           "show_grids", "show_recorded_grids", "plot_training_curves", "read_log", "recorded_result", "recorded_table", "describe_provenance", "print_wrapped", "RESULTS_DIR", "RECORDED_METRICS"]
+           "show_grids", "show_recorded_grids", "plot_training_curves", "read_log", "recorded_result",
+           "recorded_table", "describe_provenance", "brief_provenance", "print_wrapped", "print_command",
+           "RESULTS_DIR", "RECORDED_METRICS"]
 
 RESULTS_DIR = REPO_ROOT / "results"
 
@@ -282,6 +284,15 @@ def describe_provenance(record: dict[str, Any]) -> str:
     return line
 
 
+def brief_provenance(record: dict[str, Any], path: str) -> str:
+    """One short line on where a recorded result comes from: profile, iterations, when and on what
+    its model was trained, and the record file (``path``, as the reader finds it in the repository)
+    that holds the full provenance (:func:`describe_provenance`: commands, commits, times)."""
+    trained = separate_training(record) or record.get("provenance", {})
+    return (f"{record.get('profile', '?')} profile, {record.get('iterations', '?')} iterations, trained "
+            f"{str(trained.get('date', '?'))[:10]} on {trained.get('device', '?')}; commands and commit: {path}")
+
+
 # The metrics a chapter shows for a recorded run (all of them are in its JSON file); arrows say which way is better.
 RECORDED_METRICS = {"hue_accuracy": "hue acc. ↑", "chroma_ratio": "chroma ratio (1 = true)",
                     "classifier_frechet_distance": "classifier FD ↓ (not FID)", "psnr_ab": "PSNR a*b* (dB) ↑",
@@ -327,7 +338,8 @@ def print_command(command: str, indent: int = 0) -> None:
 def recorded_table(table: str, configs: Sequence[str], profile: str | None = "full"):
     """The recorded results of ``configs`` as a small table (one row per configuration that has a record:
     profile, iterations, training digits/images, the main metrics, training s/iteration and the paper's FID),
-    after printing one provenance line per record and naming the configurations that have none.
+    after printing one short provenance line per record (:func:`brief_provenance`) and naming the
+    configurations that have none.
 
     Returns a ``pandas.DataFrame``, so a notebook cell can end with it, or ``None`` when nothing is
     recorded (the cell then shows only the line naming the command that records it).
@@ -341,7 +353,8 @@ def recorded_table(table: str, configs: Sequence[str], profile: str | None = "fu
         if record is None:
             missing.append(config)
             continue
-        print_wrapped(f"{config}: {describe_provenance(record)}")
+        where = f"results/{table}/" + ("quick/" if record.get("profile") == "quick" else "") + f"{config}.json"
+        print_wrapped(f"{config}: {brief_provenance(record, where)}")
         metrics = record.get("metrics", {})
         rows[config] = {"profile": record.get("profile"), "iterations": record.get("iterations"),
                         "training images": record.get("dataset_size_train"),

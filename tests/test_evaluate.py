@@ -141,7 +141,10 @@ def test_reproduce_of_an_earlier_training_run_keeps_its_timing_and_command(tmp_p
     assert list(shown.index) == ["K"]
     assert shown.loc["K", "hue acc. ↑"] == round(record["metrics"]["hue_accuracy"], 3)
     assert shown.loc["K", "paper FID"] == 17.613 and shown.loc["K", "iterations"] == 2
-    assert "trained by: python -m colorbook train --recipe K (earlier)" in printed
+    # one short line per record: when and where it was trained, and the file with the full provenance
+    assert "K: quick profile, 2 iterations, trained " in printed
+    assert "commands and commit: results/dtu-mnist/quick/K.json" in printed
+    assert "(earlier)" not in printed and "(later)" not in printed
     assert "No quick-profile result recorded yet in results/dtu-mnist/quick/ for H (the paper reports FID 10.228)" in printed
     assert "record it with: python -m colorbook reproduce --table dtu-mnist --profile quick --configs H" in printed
     assert recorded_table("dtu-mnist", ["H", "I"], profile="quick") is None  # no empty table
