@@ -324,7 +324,7 @@ def test_objective_uses_its_own_epoch_length_when_given():
 # Recipes and training
 
 
-KTH_NAMES = ["v1", "v2", "v3", "avg-patchgan", "min-patchgan", "min-patchgan-cond"]
+KTH_NAMES = ["v1", "v2", "v3", "avg-patchgan", "min-patchgan", "min-patchgan-cond", "v2-l1"]
 
 
 def test_kth_recipes_are_registered_with_the_papers_settings():
@@ -378,6 +378,28 @@ def _tiny_step_check(recipe_name: str, **options):
 @pytest.mark.parametrize("name", ["v1", "v2", "v3", "avg-patchgan", "min-patchgan-cond"])
 def test_each_model_trains_a_few_steps_on_cpu(name):
     _tiny_step_check(name)
+
+
+def test_l1_only_ablation_trains_v2_without_a_discriminator():
+    from colorbook.color import rgb_to_gray
+    from colorbook.recipes import get
+    from colorbook.recipes.kth import build_kth
+    from colorbook.training.loop import read_logs
+    from colorbook.training.step import train_step
+    recipe = get("v2-l1").resolve("quick")
+    parts = build_kth(recipe, torch.device("cpu"), steps_per_epoch=2)
+    assert parts.critic is None and parts.opt_d is None and not parts.objective.uses_critic
+    assert type(parts.generator) is type(build_kth(get("v2").resolve("quick"), torch.device("cpu"), 2).generator)
+    torch.manual_seed(0)
+    real = torch.rand(2, 3, recipe.image_size, recipe.image_size)
+    before = [p.detach().clone() for p in parts.generator.parameters()]
+    logs = read_logs([(0, 0.0, train_step(parts, real, rgb_to_gray(real), State(epoch=0.0, iteration=0)))])[0]
+    assert set(logs) == {"iteration", "epoch", "g_l1", "g_loss"}  # no discriminator, no adversarial term
+    assert any(not torch.equal(a, b) for a, b in zip(before, parts.generator.parameters()))
+    # its loss is the L1 term alone: 100 x mean |fake - real|
+    fake = parts.generator(rgb_to_gray(real))
+    loss, _ = parts.objective.generator_loss(None, real, fake, rgb_to_gray(real), State(epoch=0.0, iteration=1))
+    assert torch.allclose(loss, 100 * (fake - real).abs().mean())
 
 
 def test_min_patchgan_softmin_mode_trains_on_cpu():

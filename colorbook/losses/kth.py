@@ -112,7 +112,8 @@ class KTHObjective:
     - Discriminator: ``BCE(agg(D(real)), u) + BCE(agg(D(fake)), 0)`` with ``u ~ U[lo, hi]`` per
       sample (``label_smoothing=(0.8, 1.0)``; one-sided: fake labels stay 0).
     - Generator: ``BCE(agg(D(fake)), 1) + l1_weight * mean|fake - real|`` on ``[0, 1]`` RGB
-      (``l1_weight=100`` is the paper's 0.392 = 100/255 on 0..255 values).
+      (``l1_weight=100`` is the paper's 0.392 = 100/255 on 0..255 values); with
+      ``adversarial=False`` (an ablation, not in the paper) only the L1 term, and no discriminator.
 
     ``agg`` is the identity for a scalar discriminator's ``(B,)`` output; for a patch map it is
     :func:`aggregate_patches` with the mode from :func:`patch_aggregation_mode`.
@@ -128,7 +129,6 @@ class KTHObjective:
     ``state.rng``.
     """
 
-    uses_critic = True
     has_penalty = False
 
     def __init__(
@@ -139,6 +139,7 @@ class KTHObjective:
         label_smoothing: tuple[float, float] = (0.8, 1.0),
         alpha: float = 1.0,
         iterations_per_epoch: float | None = None,
+        adversarial: bool = True,
     ) -> None:
         patch_aggregation_mode(
             aggregation, 0.0, switch_epoch, "g"
@@ -162,6 +163,12 @@ class KTHObjective:
                 f"iterations_per_epoch must be > 0, got {iterations_per_epoch}"
             )
         self.iterations_per_epoch = iterations_per_epoch
+        self.adversarial = bool(adversarial)
+
+    @property
+    def uses_critic(self) -> bool:
+        """False for the L1-only ablation (``adversarial=False``): no discriminator is built or trained."""
+        return self.adversarial
 
     def epoch(self, state) -> float:
         """The epoch that drives the schedule (see the class docstring)."""
@@ -219,9 +226,11 @@ class KTHObjective:
     def generator_loss(
         self, D: nn.Module, real: Tensor, fake: Tensor, gray: Tensor, state
     ) -> tuple[Tensor, dict]:
+        l1 = (fake.float() - real.float()).abs().mean()
+        if not self.adversarial:  # the L1-only ablation: no discriminator (D is None)
+            return self.l1_weight * l1, {"g_l1": l1.detach()}
         p_fake = self._aggregate(D(fake, gray), state, "g")
         adversarial = _bce(p_fake, torch.ones_like(p_fake))
-        l1 = (fake.float() - real.float()).abs().mean()
         loss = adversarial + self.l1_weight * l1
         logs = {
             "g_adv": adversarial.detach(),

@@ -10,6 +10,7 @@ recipe                        generator  discrim.     aggregation    optimisers 
 ``avg-patchgan``              V2         PatchGAN     mean           Adam 2e-4 / SGD 4e-4 sched.
 ``min-patchgan``              V2         PatchGAN     mean -> min    Adam 2e-4 / SGD 4e-4 sched.
 ``min-patchgan-cond``         V2         PatchGAN+g   mean -> min    as min-patchgan (ablation)
+``v2-l1``                     V2         none         -              Adam 2e-4 / - (ablation)
 ============================  =========  ===========  =============  ==========================
 
 "SGD 4e-4 sched." is SGD with momentum 0.9 and weight decay 1e-4 whose learning rate halves every
@@ -80,10 +81,11 @@ def build_kth(recipe: Recipe, device: torch.device, steps_per_epoch: int, *, wit
     objective = KTHObjective(aggregation=o.get("aggregation", "mean"), switch_epoch=o.get("switch_epoch", 5.0),
                              l1_weight=o.get("l1_weight", 100.0),
                              label_smoothing=tuple(o.get("label_smoothing", (0.8, 1.0))),
-                             iterations_per_epoch=iterations_per_epoch if epoch_images else None)
+                             iterations_per_epoch=iterations_per_epoch if epoch_images else None,
+                             adversarial=o.get("adversarial", True))
     opt_g = _optimizer(o.get("g_optimizer", "adam"), generator.parameters(), recipe.lr, o,
                        weight_decay=o.get("g_weight_decay", 0.0))
-    if not with_critic:
+    if not with_critic or not objective.uses_critic:
         return Components(generator, None, objective, opt_g, None)
     discriminator = make_discriminator(o["discriminator"], variant=o.get("discriminator_variant", o["generator"]),
                                        image_size=recipe.image_size,
@@ -166,4 +168,8 @@ RECIPES: list[Recipe] = [
             "Not in the paper: the PatchGAN reads RGB + gray (4 channels), so it can judge whether colours fit "
             "the input, as pix2pix's conditional discriminator does. Otherwise as min-patchgan.",
             quick={"options.switch_epoch": 0.25}),
+    _recipe("v2-l1", "Ablation: the V2 generator trained with L1 alone (no discriminator)", 5000,
+            {"generator": "v2", "discriminator": "scalar", "adversarial": False, **_V2_OPTIMISERS},
+            "Not in the paper: V2's generator and optimiser with the L1 term only, the KTH counterpart of "
+            "DTU's configuration K, so that what the discriminator adds can be measured. 10 epochs, as v2."),
 ]
