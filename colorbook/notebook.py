@@ -28,7 +28,8 @@ from colorbook.training.checkpoint import load_generator
 from colorbook.training.loop import resolve_recipe, train
 
 __all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
-           "show_grids", "show_recorded_grids", "plot_training_curves", "read_log", "recorded_result",
+           "show_grids", "show_recorded_grids", "plot_training_curves", "TRAINING_CURVES",
+           "KTH_TRAINING_CURVES", "read_log", "recorded_result",
            "recorded_table", "describe_provenance", "brief_provenance", "print_wrapped", "print_command",
            "RESULTS_DIR", "RECORDED_METRICS"]
 
@@ -207,29 +208,42 @@ def show_recorded_grids(table: str, configs: Sequence[str], profile: str = "full
     return show_grids(grids) if grids else None
 
 
-#: The panels of :func:`plot_training_curves`: title -> how a log row gives the value (``None``: not logged).
+#: The panels of :func:`plot_training_curves` for the DTU runs: title -> how a log row gives the value
+#: (``None``: not logged), and whether the panel is drawn on a log scale.
 TRAINING_CURVES = {
-    "reconstruction term (λ x loss)": lambda row: row.get("recon"),
-    "critic: real minus fake logit": lambda row: (row["d_real_logit"] - row["d_fake_logit"]
-                                                  if "d_real_logit" in row and "d_fake_logit" in row else None),
-    "critic's penalties (GP + R1)": lambda row: (row.get("gp", 0.0) + row.get("r1", 0.0)
-                                                 if "gp" in row or "r1" in row else None),
+    "reconstruction term (λ x loss)": (lambda row: row.get("recon"), True),
+    "critic: real minus fake logit": (lambda row: (row["d_real_logit"] - row["d_fake_logit"]
+                                                   if "d_real_logit" in row and "d_fake_logit" in row else None),
+                                      False),
+    "critic's penalties (GP + R1)": (lambda row: (row.get("gp", 0.0) + row.get("r1", 0.0)
+                                                  if "gp" in row or "r1" in row else None), True),
+}
+#: The same for the KTH runs, whose discriminator outputs probabilities and has no penalty.
+KTH_TRAINING_CURVES = {
+    "L1 on [0, 1] RGB (x100 in the loss)": (lambda row: row.get("g_l1"), True),
+    "discriminator: mean D(real) minus mean D(fake)": (lambda row: (row["d_real"] - row["d_fake"]
+                                                                    if "d_real" in row and "d_fake" in row
+                                                                    else None), False),
 }
 
 
-def plot_training_curves(logs: Mapping[str, str | Path], smooth: int = 5, width: float = 9.0):
-    """The training curves of several runs, one panel per row (:data:`TRAINING_CURVES`: the
-    reconstruction term, the critic's logit gap, its penalties), one colour per run in every panel,
+def plot_training_curves(logs: Mapping[str, str | Path], smooth: int = 5, width: float = 9.0,
+                         panels: Mapping[str, tuple] | None = None):
+    """The training curves of several runs, one panel per row, one colour per run in every panel,
     each smoothed by a running mean of ``smooth`` logged rows; the panels share the iteration axis and
     fit the page's width, so that their text stays legible. ``logs``: label -> a run folder, its
-    ``log.jsonl`` or a recorded excerpt (``<config>.log.jsonl``). A run without a critic has no line in
-    the last two panels. Returns the figure."""
+    ``log.jsonl`` or a recorded excerpt (``<config>.log.jsonl``). ``panels``: title -> (value of a log
+    row or ``None``, log scale), default :data:`TRAINING_CURVES` (the reconstruction term, the
+    critic's logit gap, its penalties; :data:`KTH_TRAINING_CURVES` for the KTH runs). A run that does
+    not log a panel's value (no critic, no penalty) has no line there. Returns the figure."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(TRAINING_CURVES), 1, figsize=(width, 2.4 * len(TRAINING_CURVES) + 0.4),
-                             sharex=True)
+    panels = panels or TRAINING_CURVES
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 2.4 * len(panels) + 0.4), sharex=True,
+                             squeeze=False)
+    axes = axes[:, 0]
     for index, (label, log) in enumerate(logs.items()):
         rows = read_log(log)
-        for ax, value in zip(axes, TRAINING_CURVES.values()):
+        for ax, (value, _) in zip(axes, panels.values()):
             points = [(row["iteration"], value(row)) for row in rows if value(row) is not None]
             if not points:
                 continue
@@ -238,12 +252,11 @@ def plot_training_curves(logs: Mapping[str, str | Path], smooth: int = 5, width:
                 y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
                 x = x[smooth - 1:]
             ax.plot(x, y, label=label, color=f"C{index % 10}", lw=1.2)
-    for ax, title in zip(axes, TRAINING_CURVES):
+    for ax, (title, (_, log_scale)) in zip(axes, panels.items()):
         ax.set_title(title, loc="left")
+        if log_scale and ax.lines and min(line.get_ydata().min() for line in ax.lines) > 0:
+            ax.set_yscale("log")
     axes[-1].set_xlabel("iteration")
-    axes[0].set_yscale("log")
-    if axes[2].lines and min(line.get_ydata().min() for line in axes[2].lines) > 0:
-        axes[2].set_yscale("log")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.tight_layout()
     fig.legend(handles, labels, loc="upper center", ncol=2 if len(labels) > 3 else len(labels),

@@ -115,3 +115,22 @@ def test_show_recorded_grids_shows_what_is_recorded_and_names_what_is_not(tmp_pa
     assert "not recorded yet in results/dtu-mnist/: H" in printed
     assert "reproduce --table dtu-mnist --profile full --configs H" in printed
     assert show_recorded_grids("dtu-mnist", ["H"], results_root=tmp_path) is None
+
+
+def test_training_curves_of_kth_runs_show_l1_and_the_probability_gap(tmp_path):
+    import json
+
+    import matplotlib
+    matplotlib.use("Agg")
+
+    from colorbook.notebook import KTH_TRAINING_CURVES, plot_training_curves
+
+    rows = [{"iteration": i, "g_l1": 0.3 - 0.1 * i, "d_real": 0.6, "d_fake": 0.6 - 0.1 * i} for i in range(3)]
+    (tmp_path / "v2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "l1.jsonl").write_text("".join(json.dumps({"iteration": i, "g_l1": 0.2}) + "\n" for i in range(3)))
+    fig = plot_training_curves({"v2": tmp_path / "v2.jsonl", "v2-l1": tmp_path / "l1.jsonl"}, smooth=1,
+                               panels=KTH_TRAINING_CURVES)
+    l1, gap = fig.axes[:2]
+    assert [line.get_label() for line in l1.lines] == ["v2", "v2-l1"]
+    assert [line.get_label() for line in gap.lines] == ["v2"]
+    assert list(gap.lines[0].get_ydata()) == pytest.approx([0.0, 0.1, 0.2])
