@@ -144,6 +144,16 @@ def read_log(run: str | Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _running_mean(points: Sequence[tuple[float, float]], smooth: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of ``(iteration, value)`` points, ``y`` a running mean over ``smooth`` points (``x`` at
+    each window's last point); unsmoothed when ``smooth`` is 1 or there are fewer points."""
+    x, y = map(np.asarray, zip(*points))
+    if smooth > 1 and len(y) >= smooth:
+        y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+        x = x[smooth - 1:]
+    return x, y
+
+
 def plot_losses(run: str | Path, keys: Iterable[str], smooth: int = 5, ax=None, label_prefix: str = ""):
     """Plot logged quantities against the iteration, smoothed by a running mean of ``smooth``."""
     import matplotlib.pyplot as plt
@@ -151,13 +161,8 @@ def plot_losses(run: str | Path, keys: Iterable[str], smooth: int = 5, ax=None, 
     ax = ax or plt.subplots(figsize=(6, 3))[1]
     for key in keys:
         points = [(r["iteration"], r[key]) for r in rows if key in r]
-        if not points:
-            continue
-        x, y = map(np.asarray, zip(*points))
-        if smooth > 1 and len(y) >= smooth:
-            y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
-            x = x[smooth - 1:]
-        ax.plot(x, y, label=label_prefix + key)
+        if points:
+            ax.plot(*_running_mean(points, smooth), label=label_prefix + key)
     ax.set_xlabel("iteration")
     ax.legend(fontsize=8)
     return ax
@@ -245,13 +250,8 @@ def plot_training_curves(logs: Mapping[str, str | Path], smooth: int = 5, width:
         rows = read_log(log)
         for ax, (value, _) in zip(axes, panels.values()):
             points = [(row["iteration"], value(row)) for row in rows if value(row) is not None]
-            if not points:
-                continue
-            x, y = map(np.asarray, zip(*points))
-            if smooth > 1 and len(y) >= smooth:
-                y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
-                x = x[smooth - 1:]
-            ax.plot(x, y, label=label, color=f"C{index % 10}", lw=1.2)
+            if points:
+                ax.plot(*_running_mean(points, smooth), label=label, color=f"C{index % 10}", lw=1.2)
     for ax, (title, (_, log_scale)) in zip(axes, panels.items()):
         ax.set_title(title, loc="left")
         if log_scale and ax.lines and min(line.get_ydata().min() for line in ax.lines) > 0:
