@@ -200,7 +200,9 @@ def show_recorded_grids(table: str, configs: Sequence[str], profile: str = "full
     grids, unrecorded = {}, []
     for config in configs:
         if (folder / f"{config}.png").exists():
-            label = f"{config}: {get(config).summary.split(' [')[0]} (recorded, {profile} profile)"
+            record = read_json(folder / f"{config}.json") if (folder / f"{config}.json").exists() else {}
+            length = f", {record['iterations']:,} iterations" if "iterations" in record else ""
+            label = f"{config}: {get(config).summary.split(' [')[0]} (recorded: {profile} profile{length})"
             grids[label] = folder / f"{config}.png"
         elif (folder / f"{config}.json").exists():
             print_wrapped(f"{config}: recorded in {where} without a sample grid (its data may not be shown)")
@@ -373,8 +375,9 @@ def recorded_table(table: str, configs: Sequence[str], profile: str | None = "fu
                         "training images": record.get("dataset_size_train"),
                         **{title: metrics[key] for key, title in RECORDED_METRICS.items()
                            if isinstance(metrics.get(key), (int, float))},
-                        "s/iteration (training)": record.get("training", {}).get("seconds_per_iteration"),
-                        "paper FID": record.get("paper", {}).get("fid")}
+                        "s/iteration (training)": record.get("training", {}).get("seconds_per_iteration")}
+        if record.get("paper", {}).get("fid") is not None:  # the KTH report gives no number
+            rows[config]["paper FID"] = record["paper"]["fid"]
     if missing:
         where = f"results/{table}/" + ("quick/" if profile == "quick" else "")
         print_wrapped(f"No {profile + '-profile ' if profile else ''}result recorded yet in {where} for "

@@ -107,9 +107,12 @@ def test_show_recorded_grids_shows_what_is_recorded_and_names_what_is_not(tmp_pa
     Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy()).save(folder / "K.png")
     (folder / "J.json").write_text(json.dumps({"config": "J"}))  # recorded on data that may not be shown
     fig = show_recorded_grids("dtu-mnist", ["K", "J", "H"], results_root=tmp_path)
+    (folder / "K.json").write_text(json.dumps({"config": "K", "iterations": 1500}))
+    longer = show_recorded_grids("dtu-mnist", ["K"], results_root=tmp_path).axes[1].get_title(loc="left")
+    assert longer.endswith("(recorded: full profile, 1,500 iterations)")
     titles = [ax.get_title(loc="left") for ax in fig.axes]
     assert titles[0] == "gray input" and titles[-1] == "truth" and len(titles) == 3
-    assert titles[1].startswith("K: reconstruction only") and "recorded, full profile" in titles[1]
+    assert titles[1].startswith("K: reconstruction only") and titles[1].endswith("(recorded: full profile)")
     printed = capsys.readouterr().out
     assert "J: recorded in results/dtu-mnist/ without a sample grid" in printed
     assert "not recorded yet in results/dtu-mnist/: H" in printed
