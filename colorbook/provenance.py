@@ -16,12 +16,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_commit(repo: Path = REPO_ROOT) -> str:
-    """The checked-out commit, with ``+dirty`` when the work tree has changes; ``unknown`` outside git."""
+    """The checked-out commit, with ``+dirty`` when tracked files outside ``results/`` have changes;
+    ``unknown`` outside git. ``results/`` is left out because it is what runs write: ``reproduce``
+    rewrites ``table.md`` after each record, which would otherwise mark every later record of the same
+    checkout dirty although no code changed."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=repo, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

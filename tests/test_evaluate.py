@@ -288,3 +288,25 @@ def test_evaluate_and_probe_never_replace_an_existing_output_unasked(tmp_path, c
         err = capsys.readouterr().err
         assert code == 2 and "--overwrite" in err and "Traceback" not in err
         assert existing.read_text() == '{"mine": 1}'
+
+
+def test_recorded_results_do_not_mark_the_commit_dirty_but_code_does(tmp_path):
+    import subprocess
+
+    from colorbook.provenance import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    clean = git_commit(tmp_path)
+    assert len(clean) == 40
+    (tmp_path / "results" / "table.md").write_text("rewritten by reproduce\n")
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == clean + "+dirty"
