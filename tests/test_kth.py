@@ -324,7 +324,7 @@ def test_objective_uses_its_own_epoch_length_when_given():
 # Recipes and training
 
 
-KTH_NAMES = ["v1", "v2", "v3", "avg-patchgan", "min-patchgan", "min-patchgan-cond", "v2-l1"]
+KTH_NAMES = ["v1", "v2", "v3", "avg-patchgan", "min-patchgan", "min-patchgan-cond", "avg-patchgan-l1-10", "v2-l1"]
 
 
 def test_kth_recipes_are_registered_with_the_papers_settings():
@@ -340,6 +340,8 @@ def test_kth_recipes_are_registered_with_the_papers_settings():
     assert get("min-patchgan").options["switch_epoch"] == 5.0
     assert get("avg-patchgan").options["aggregation"] == "mean"
     assert get("min-patchgan-cond").options["condition_on_gray"] is True
+    smaller_l1 = get("avg-patchgan-l1-10").options
+    assert smaller_l1["l1_weight"] == 10.0 and smaller_l1 == {**get("avg-patchgan").options, "l1_weight": 10.0}
     assert get("min-patchgan").paper["metric"] is None
 
 

@@ -10,6 +10,7 @@ recipe                        generator  discrim.     aggregation    optimisers 
 ``avg-patchgan``              V2         PatchGAN     mean           Adam 2e-4 / SGD 4e-4 sched.
 ``min-patchgan``              V2         PatchGAN     mean -> min    Adam 2e-4 / SGD 4e-4 sched.
 ``min-patchgan-cond``         V2         PatchGAN+g   mean -> min    as min-patchgan (ablation)
+``avg-patchgan-l1-10``        V2         PatchGAN     mean           as avg-patchgan, L1 weight 10 (ablation)
 ``v2-l1``                     V2         none         -              Adam 2e-4 / - (ablation)
 ============================  =========  ===========  =============  ==========================
 
@@ -168,6 +169,11 @@ RECIPES: list[Recipe] = [
             "Not in the paper: the PatchGAN reads RGB + gray (4 channels), so it can judge whether colours fit "
             "the input, as pix2pix's conditional discriminator does. Otherwise as min-patchgan.",
             quick={"options.switch_epoch": 0.25}),
+    _recipe("avg-patchgan-l1-10", "Ablation: Avg-PatchGAN with a 10x smaller L1 weight (10)", 7500,
+            {"generator": "v2", "discriminator": "patch", "aggregation": "mean", **_V2_OPTIMISERS,
+             "l1_weight": 10.0},
+            "Not in the paper: Avg-PatchGAN with L1 weight 10 instead of 100 (0.039 on 0..255), so that the "
+            "discriminator's BCE has a larger share of the generator's loss. Otherwise as avg-patchgan."),
     _recipe("v2-l1", "Ablation: the V2 generator trained with L1 alone (no discriminator)", 5000,
             {"generator": "v2", "discriminator": "scalar", "adversarial": False, **_V2_OPTIMISERS},
             "Not in the paper: V2's generator and optimiser with the L1 term only, the KTH counterpart of "
