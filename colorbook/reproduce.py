@@ -111,8 +111,10 @@ def write_markdown_table(table: str, profile: str, root: str | Path | None = Non
                    # ~90 % of the true chroma scores 1.0: the column says nothing on this table
                    and not (table == "dtu-mnist" and k == "ab_hist_hellinger")]
     has_fid = any(isinstance(r["metrics"].get("fid"), dict) for r in records)
+    has_paper_fid = any(r.get("paper", {}).get("fid") is not None for r in records)  # the KTH report has none
     header = ["config", "what", *[t for _, t in metric_keys]] + (["FID (ours)"] if has_fid else []) + \
-             ["paper FID", "iterations", "device", "training s/iteration", "training wall time (s)"]
+             (["paper FID"] if has_paper_fid else []) + \
+             ["iterations", "device", "training s/iteration", "training wall time (s)"]
     lines = [f"# {table}: recorded results ({profile} profile)", "",
              "Written by `python -m colorbook reproduce`; every number below was measured by the run named in "
              "its JSON file (command, commit, device, date). The paper's FID is the paper's own number "
@@ -124,7 +126,8 @@ def write_markdown_table(table: str, profile: str, root: str | Path | None = Non
         row = [r["config"], r["summary"].split(" [")[0], *[_format(m.get(k)) for k, _ in metric_keys]]
         if has_fid:
             row.append(_format(m["fid"]["fid"]) if isinstance(m.get("fid"), dict) else "not computed")
-        row += [_format(r.get("paper", {}).get("fid")), str(r["iterations"]), r["provenance"]["device"],
+        row += [_format(r.get("paper", {}).get("fid"))] if has_paper_fid else []
+        row += [str(r["iterations"]), r["provenance"]["device"],
                 _format(r.get("training", {}).get("seconds_per_iteration")),
                 _format(r["provenance"].get("training_wall_time_s"))]
         lines.append("| " + " | ".join(row) + " |")
