@@ -227,7 +227,7 @@ TRAINING_CURVES = {
 }
 #: The same for the KTH runs, whose discriminator outputs probabilities and has no penalty.
 KTH_TRAINING_CURVES = {
-    "L1 on [0, 1] RGB (x100 in the loss)": (lambda row: row.get("g_l1"), True),
+    "L1 on [0, 1] RGB (before its weight)": (lambda row: row.get("g_l1"), True),
     "discriminator: mean D(real) minus mean D(fake)": (lambda row: (row["d_real"] - row["d_fake"]
                                                                     if "d_real" in row and "d_fake" in row
                                                                     else None), False),
