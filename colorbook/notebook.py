@@ -10,6 +10,7 @@ import json
 import os
 import random
 import sys
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from colorbook.training.loop import resolve_recipe, train
 __all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
            "show_grids", "show_recorded_grids", "plot_training_curves", "TRAINING_CURVES",
            "KTH_TRAINING_CURVES", "read_log", "recorded_result",
-           "recorded_table", "describe_provenance", "brief_provenance", "print_wrapped", "print_command",
+           "recorded_table", "describe_provenance", "brief_provenance", "brief_provenances", "print_wrapped", "print_command",
            "RESULTS_DIR", "RECORDED_METRICS"]
 
 RESULTS_DIR = REPO_ROOT / "results"
@@ -176,11 +177,20 @@ def show_grids(grids: Mapping[str, str | Path], width: float = 14.0):
     import matplotlib.pyplot as plt
     rows, labels = comparison_rows(grids)
     height, row_width = rows[0].shape[:2]
-    row_height = width * height / row_width + 0.3  # the picture at the page's width, and its label
-    fig, axes = plt.subplots(len(rows), 1, figsize=(width, row_height * len(rows)), squeeze=False)
+    # The page shows the figure about 7 inches wide: the labels scale with the figure so that they
+    # read as 11-point text there, not as the 5-point text a 14-inch figure's 11 points become.
+    fontsize = 11 * width / 7
+    # labels wrapped to the figure's width (about 0.55 em a character), each row as tall as its picture
+    # at full width plus its label's lines
+    labels = [textwrap.fill(label, int(width * 72 / (0.55 * fontsize)), break_long_words=False)
+              for label in labels]
+    picture = width * height / row_width
+    heights = [picture + (label.count("\n") + 1.6) * 1.25 * fontsize / 72 for label in labels]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
     for ax, row, label in zip(axes[:, 0], rows, labels):
         ax.imshow(row, interpolation="nearest")
-        ax.set_title(label, loc="left", fontsize=11)
+        ax.set_title(label, loc="left", fontsize=fontsize)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
@@ -234,9 +244,14 @@ KTH_TRAINING_CURVES = {
 }
 
 
+#: The dash patterns of :func:`plot_training_curves`, one per run in turn.
+LINE_STYLES = ("-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2)), (0, (2, 2)))
+
+
 def plot_training_curves(logs: Mapping[str, str | Path], smooth: int = 5, width: float = 9.0,
                          panels: Mapping[str, tuple] | None = None):
-    """The training curves of several runs, one panel per row, one colour per run in every panel,
+    """The training curves of several runs, one panel per row, one colour and dash pattern per run in
+    every panel (the first run on top),
     each smoothed by a running mean of ``smooth`` logged rows; the panels share the iteration axis and
     fit the page's width, so that their text stays legible. ``logs``: label -> a run folder, its
     ``log.jsonl`` or a recorded excerpt (``<config>.log.jsonl``). ``panels``: title -> (value of a log
@@ -253,7 +268,11 @@ def plot_training_curves(logs: Mapping[str, str | Path], smooth: int = 5, width:
         for ax, (value, _) in zip(axes, panels.values()):
             points = [(row["iteration"], value(row)) for row in rows if value(row) is not None]
             if points:
-                ax.plot(*_running_mean(points, smooth), label=label, color=f"C{index % 10}", lw=1.2)
+                # Runs often coincide (the same batches, a critic at chance): the first run (the
+                # reference, e.g. K) is drawn on top and the others in their own dash pattern, so
+                # that a curve hidden under another still shows through its gaps.
+                ax.plot(*_running_mean(points, smooth), label=label, color=f"C{index % 10}", lw=1.4,
+                        ls=LINE_STYLES[index % len(LINE_STYLES)], zorder=2 + len(logs) - index)
     for ax, (title, (_, log_scale)) in zip(axes, panels.items()):
         ax.set_title(title, loc="left")
         if log_scale and ax.lines and min(line.get_ydata().min() for line in ax.lines) > 0:
@@ -297,6 +316,38 @@ def describe_provenance(record: dict[str, Any]) -> str:
                  f"{trained_by.get('wall_time_s', '?')} s"
                  + (f", {per_iteration:.2f} s/iteration)" if isinstance(per_iteration, (int, float)) else ")"))
     return line
+
+
+def brief_provenances(records: Mapping[str, dict[str, Any]], folder: str) -> list[str]:
+    """Short lines on where several records of one folder come from (``folder``, as the reader finds it
+    in the repository, e.g. ``results/kth/quick/``): one line per group of records trained alike (same
+    profile, iterations and device), naming its configurations and the days they were trained, and
+    the files that hold the full provenance (:func:`describe_provenance`). ``records``: configuration
+    -> record."""
+    groups: dict[tuple, list[str]] = {}
+    for config, record in records.items():
+        trained = separate_training(record) or record.get("provenance", {})
+        key = (record.get("profile", "?"), record.get("iterations", "?"), _short_device(trained.get("device", "?")))
+        groups.setdefault(key, []).append(config)
+    lines = []
+    for (profile, iterations, device), configs in groups.items():
+        days = sorted({str((separate_training(records[c]) or records[c].get("provenance", {})).get("date", "?"))[:10]
+                       for c in configs})
+        when = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+        files = f"{folder}{configs[0]}.json" if len(configs) == 1 else f"{folder}<config>.json"
+        lines.append(f"{', '.join(configs)}: {profile} profile, {iterations} iterations, {device}, {when}; "
+                     f"provenance in {files}")
+    return lines
+
+
+def _short_device(device: str) -> str:
+    """``"CPU (x86_64, 2 cores, 1 torch threads)"`` -> ``"CPU (1 torch thread)"``: the thread count is the
+    part of a CPU's description that changes a result; other devices are kept as recorded."""
+    threads = re.search(r"(\d+) torch threads?", device)
+    if device.startswith("CPU") and threads:
+        count = int(threads.group(1))
+        return f"CPU ({count} torch thread{'s' if count != 1 else ''})"
+    return device
 
 
 def brief_provenance(record: dict[str, Any], path: str) -> str:
@@ -353,8 +404,8 @@ def print_command(command: str, indent: int = 0) -> None:
 def recorded_table(table: str, configs: Sequence[str], profile: str | None = "full"):
     """The recorded results of ``configs`` as a small table (one row per configuration that has a record:
     profile, iterations, training digits/images, the main metrics, training s/iteration and the paper's FID),
-    after printing one short provenance line per record (:func:`brief_provenance`) and naming the
-    configurations that have none.
+    after printing one short provenance line per group of records made alike (:func:`brief_provenances`)
+    and naming the configurations that have none.
 
     Returns a ``pandas.DataFrame``, so a notebook cell can end with it, or ``None`` when nothing is
     recorded (the cell then shows only the line naming the command that records it).
@@ -362,14 +413,21 @@ def recorded_table(table: str, configs: Sequence[str], profile: str | None = "fu
     """
     import pandas as pd
 
-    rows, missing = {}, []
+    rows, missing, found = {}, [], {}
     for config in configs:
         record = recorded_result(table, config, profile=profile)
         if record is None:
             missing.append(config)
-            continue
-        where = f"results/{table}/" + ("quick/" if record.get("profile") == "quick" else "") + f"{config}.json"
-        print_wrapped(f"{config}: {brief_provenance(record, where)}")
+        else:
+            found[config] = record
+    by_folder: dict[str, dict[str, dict]] = {}
+    for config, record in found.items():
+        where = f"results/{table}/" + ("quick/" if record.get("profile") == "quick" else "")
+        by_folder.setdefault(where, {})[config] = record
+    for where, records in by_folder.items():
+        for line in brief_provenances(records, where):
+            print_wrapped(line)
+    for config, record in found.items():
         metrics = record.get("metrics", {})
         rows[config] = {"profile": record.get("profile"), "iterations": record.get("iterations"),
                         "training images": record.get("dataset_size_train"),

@@ -142,12 +142,35 @@ def test_reproduce_of_an_earlier_training_run_keeps_its_timing_and_command(tmp_p
     assert shown.loc["K", "hue acc. ↑"] == round(record["metrics"]["hue_accuracy"], 3)
     assert shown.loc["K", "paper FID"] == 17.613 and shown.loc["K", "iterations"] == 2
     # one short line per record: when and where it was trained, and the file with the full provenance
-    assert "K: quick profile, 2 iterations, trained " in printed
-    assert "commands and commit: results/dtu-mnist/quick/K.json" in printed
+    assert "K: quick profile, 2 iterations, CPU (" in printed
+    assert "provenance in results/dtu-mnist/quick/K.json" in printed
     assert "(earlier)" not in printed and "(later)" not in printed
     assert "No quick-profile result recorded yet in results/dtu-mnist/quick/ for H (the paper reports FID 10.228)" in printed
     assert "record it with: python -m colorbook reproduce --table dtu-mnist --profile quick --configs H" in printed
     assert recorded_table("dtu-mnist", ["H", "I"], profile="quick") is None  # no empty table
+
+
+def test_brief_provenances_give_one_line_per_group_of_records_made_alike():
+    from colorbook.notebook import brief_provenances
+
+    def record(day: str, threads: int, iterations: int = 1000) -> dict:
+        return {"profile": "full", "iterations": iterations,
+                "provenance": {"date": f"{day}T10:00:00+00:00", "command": "python -m colorbook reproduce",
+                               "device": f"CPU (x86_64, 2 cores, {threads} torch threads)"}}
+
+    lines = brief_provenances({"A": record("2026-12-05", 1), "B": record("2026-12-01", 1),
+                               "K": record("2026-11-30", 2), "X": record("2026-12-05", 1, iterations=20)},
+                              "results/dtu-mnist/")
+    assert lines == [
+        "A, B: full profile, 1000 iterations, CPU (1 torch thread), 2026-12-01 to 2026-12-05; "
+        "provenance in results/dtu-mnist/<config>.json",
+        "K: full profile, 1000 iterations, CPU (2 torch threads), 2026-11-30; provenance in results/dtu-mnist/K.json",
+        "X: full profile, 20 iterations, CPU (1 torch thread), 2026-12-05; provenance in results/dtu-mnist/X.json",
+    ]
+    # a GPU's description is kept whole
+    gpu = record("2026-12-05", 1)
+    gpu["provenance"]["device"] = "NVIDIA H100 80GB HBM3"
+    assert "NVIDIA H100 80GB HBM3, 2026-12-05" in brief_provenances({"H": gpu}, "results/dtu-mnist/")[0]
 
 
 def test_short_commit_keeps_the_dirty_mark():
