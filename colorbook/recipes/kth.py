@@ -153,7 +153,7 @@ RECIPES: list[Recipe] = [
              "momentum": 0.9, "d_weight_decay": 0.0, "d_lr_halving_epochs": None},
             "Optimisers follow Table 1 (Adam for both, 2e-4, no schedule). V3 paddings are ours (exact halving; "
             "the authors' V3 code returned 259x259 images). 10 epochs (Experiment 1)."),
-    _recipe("avg-patchgan", "Avg-PatchGAN: V2 generator, 32x32-patch D, mean of patches", 7500,
+    _recipe("avg-patchgan", "Avg-PatchGAN: V2 generator, patch D (32x32 map at 256 px), mean of patches", 7500,
             {"generator": "v2", "discriminator": "patch", "aggregation": "mean", **_V2_OPTIMISERS},
             "Patch probabilities averaged (Isola et al.). 15 epochs (the paper's Experiment 3 ran 60)."),
     _recipe("min-patchgan", "Min-PatchGAN: mean of patches, then softmin/softmax after switch_epoch", 7500,
