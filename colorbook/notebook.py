@@ -285,13 +285,16 @@ def plot_training_curves(logs: Mapping[str, str | Path], smooth: int = 5, width:
     return fig
 
 
-def recorded_result(table: str, config: str, profile: str | None = None) -> dict[str, Any] | None:
+def recorded_result(table: str, config: str, profile: str | None = None,
+                    results_root: str | Path | None = None) -> dict[str, Any] | None:
     """The recorded result of ``python -m colorbook reproduce`` for one configuration, or ``None`` when
     none is recorded yet. ``profile``: ``"full"`` (``results/<table>/<config>.json``), ``"quick"``
     (``results/<table>/quick/<config>.json``) or ``None``: the full-profile record if there is one, else
-    the quick one. The record's ``profile`` key says which it is."""
-    candidates = {"full": [RESULTS_DIR / table / f"{config}.json"],
-                  "quick": [RESULTS_DIR / table / "quick" / f"{config}.json"]}
+    the quick one. The record's ``profile`` key says which it is. ``results_root``: the folder that
+    ``reproduce --results`` wrote to (default: the repository's ``results/``)."""
+    root = Path(results_root) if results_root is not None else RESULTS_DIR
+    candidates = {"full": [root / table / f"{config}.json"],
+                  "quick": [root / table / "quick" / f"{config}.json"]}
     paths = candidates[profile] if profile else candidates["full"] + candidates["quick"]
     for path in paths:
         if path.exists():

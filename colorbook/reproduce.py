@@ -117,9 +117,10 @@ def write_markdown_table(table: str, profile: str, root: str | Path | None = Non
              ["iterations", "device", "training s/iteration", "training wall time (s)"]
     lines = [f"# {table}: recorded results ({profile} profile)", "",
              "Written by `python -m colorbook reproduce`; every number below was measured by the run named in "
-             "its JSON file (command, commit, device, date). The paper's FID is the paper's own number "
-             "(10,000 vs 10,000 images, pytorch-fid), quoted for comparison; our metrics are not FID unless the "
-             "column says so.", "",
+             "its JSON file (command, commit, device, date)."
+             + (" The paper's FID is the paper's own number (10,000 vs 10,000 images, pytorch-fid), quoted for "
+                "comparison; our metrics are not FID unless the column says so." if has_paper_fid else
+                " The paper gives no number to set beside them."), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
         m = r["metrics"]

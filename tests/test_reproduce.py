@@ -9,6 +9,7 @@ import pytest
 
 import colorbook.reproduce as reproduce_module
 from colorbook import cli
+from colorbook.provenance import REPO_ROOT
 from colorbook.reproduce import reproduce, results_dir, write_markdown_table
 from colorbook.training.loop import write_log_excerpt
 
@@ -127,3 +128,13 @@ def test_log_excerpt_starts_at_the_first_row_and_keeps_every_nth(tmp_path):
     assert [json.loads(line)["iteration"] for line in path.read_text().splitlines()] == [1, 6, 11]
     with pytest.raises(ValueError, match="at least 1"):
         write_log_excerpt(tmp_path, tmp_path / "excerpt.jsonl", every=0)
+
+
+def test_summary_table_of_a_report_without_numbers_quotes_none(tmp_path):
+    # the KTH report judges by eye: its table has no paper-FID column and says there is no number
+    folder = results_dir("kth", "quick", tmp_path / "results")
+    folder.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "results" / "kth" / "quick" / "v2.json", folder / "v2.json")
+    table = write_markdown_table("kth", "quick", tmp_path / "results").read_text()
+    assert "| v2 |" in table and "paper FID" not in table
+    assert "The paper gives no number to set beside them." in table and "paper's FID" not in table
