@@ -69,6 +69,15 @@ def test_show_grids_puts_each_model_between_the_input_and_the_truth(tmp_path):
     assert fig.axes[2].images[0].get_array()[:, 2:10].min() == 255  # H's first tile: white
     assert fig.axes[1].images[0].get_array()[:, 2:10].max() == 0  # K's: black
 
+    # a 14-inch figure is shown about 7 inches wide: its labels are drawn twice as large, and a label
+    # longer than the figure is wrapped instead of cut off at the right edge
+    long_label = "K: " + "a very long description of the model " * 6
+    fig = show_grids({long_label: tmp_path / "k.png"}, width=14.0)
+    title = fig.axes[1].title if fig.axes[1].get_title() else fig.axes[1]._left_title
+    assert title.get_fontsize() == pytest.approx(22.0)
+    assert "\n" in title.get_text() and title.get_text().replace("\n", " ") == long_label.strip()
+    assert max(len(line) for line in title.get_text().splitlines()) <= int(14.0 * 72 / (0.55 * 22.0))
+
 
 def test_training_curves_show_the_logit_gap_and_the_penalties_of_critics_only(tmp_path):
     import json
@@ -137,3 +146,33 @@ def test_training_curves_of_kth_runs_show_l1_and_the_probability_gap(tmp_path):
     assert [line.get_label() for line in l1.lines] == ["v2", "v2-l1"]
     assert [line.get_label() for line in gap.lines] == ["v2"]
     assert list(gap.lines[0].get_ydata()) == pytest.approx([0.0, 0.1, 0.2])
+
+
+def test_training_curves_draw_the_first_run_on_top_and_each_run_in_its_own_dash(tmp_path):
+    import json
+
+    import matplotlib
+    matplotlib.use("Agg")
+
+    from colorbook.notebook import plot_training_curves
+    rows = [{"iteration": i, "recon": 1.0, "d_real_logit": 0.0, "d_fake_logit": 0.0, "r1": 0.1} for i in range(10)]
+    for name in ("k", "h", "j"):  # three identical runs: each must stay visible
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    fig = plot_training_curves({n: tmp_path / f"{n}.jsonl" for n in ("k", "h", "j")}, smooth=1)
+    lines = fig.axes[0].lines
+    assert [line.get_label() for line in lines] == ["k", "h", "j"]
+    assert lines[0].get_zorder() > lines[1].get_zorder() > lines[2].get_zorder()
+    # get_linestyle() names every custom dash "--": compare the dash patterns themselves
+    assert len({str(line._unscaled_dash_pattern) for line in lines}) == 3
+
+
+def test_recorded_result_reads_another_results_folder(tmp_path):
+    import json
+
+    from colorbook.notebook import recorded_result
+    folder = tmp_path / "dev" / "kth" / "quick"
+    folder.mkdir(parents=True)
+    (folder / "v2.json").write_text(json.dumps({"config": "v2", "profile": "quick", "metrics": {}}))
+    assert recorded_result("kth", "v2", profile="quick", results_root=tmp_path / "dev")["config"] == "v2"
+    assert recorded_result("kth", "v2", profile="full", results_root=tmp_path / "dev") is None
+    assert recorded_result("kth", "v3", profile="quick", results_root=tmp_path / "dev") is None
