@@ -26,8 +26,12 @@ SWEEP_METRICS = ("hue_accuracy", "chroma_ratio", "colourfulness_ratio", "classif
 
 
 def record_command(table: str, configs: Sequence[str], profile: str = "full") -> str:
-    """The one command that records the results of ``configs`` of ``table`` in ``profile``."""
-    return f"python -m colorbook reproduce --table {table} --profile {profile} --configs {','.join(configs)}"
+    """The one command that records the results of ``configs`` of ``table`` in ``profile``; without
+    ``--configs`` when they are the whole table (``reproduce``'s default), so that it fits a line."""
+    command = f"python -m colorbook reproduce --table {table} --profile {profile}"
+    if sorted(configs) == sorted(recipe.name for recipe in recipes.table(table)):
+        return command
+    return f"{command} --configs {','.join(configs)}"
 
 
 def recorded_status(table: str, results_root: str | Path | None = None) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from colorbook.cli import build_parser
+from colorbook import recipes
 from colorbook.gallery import (check_claim, comparison_rows, finding_verdicts, grid_rows, record_command,
                                recorded_status, summarise_seeds)
 from colorbook.training.loop import image_grid
@@ -31,6 +32,9 @@ def test_recorded_status_names_what_is_missing_and_how_to_record_it(tmp_path):
 
 
 def test_record_command_is_one_reproduce_call_for_every_missing_config():
+    # the whole table is reproduce's default: no --configs list to run past the page
+    every = [recipe.name for recipe in recipes.table("kth")]
+    assert record_command("kth", every[::-1]) == "python -m colorbook reproduce --table kth --profile full"
     command = record_command("kth", ["v1", "min-patchgan-cond"], profile="quick")
     words = shlex.split(command)
     assert words[:3] == ["python", "-m", "colorbook"]
