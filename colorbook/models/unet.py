@@ -55,14 +55,15 @@ class UNetColorizer(nn.Module):
       matching encoder output passed through a *learned-affine instance norm* (the skip
       carries "style": per-channel statistics are removed and re-learned), then two 3x3
       convs;
-    - head: 1x1 conv to 2 channels, then ``output="sigmoid"`` (0.5 = neutral gray at 0)
-      or ``output="clamp"``, ``clamp(0.5 + z, 0, 1)``, so a*b* lie in ``[0, 1]``. The
-      sigmoid reaches 0 and 1 only at infinite logits and its slope falls to 0.05 at
-      0.95, so the most saturated colours (the colorized-MNIST code puts one of a*, b*
-      *on* 0 or 1) are approached ever more slowly; the clamp reaches them with slope 1,
-      but passes no gradient once ``0.5 + z`` has left the range, so a pixel pushed out
-      of it stays there; ``output="clamp-st"`` clamps the same and passes the gradient
-      through as if it did not (a straight-through estimator), so it can come back;
+    - head: 1x1 conv to 2 channels, then ``output="sigmoid"`` (0.5 ~ neutral gray, which
+      is 128/255) or ``output="clamp"``, ``clamp(0.5 + z, 0, 1)``, so a*b* lie in
+      ``[0, 1]``. The sigmoid reaches 0 and 1 only at infinite logits and its slope
+      falls to 0.05 at 0.95, so the most saturated colours (the colorized-MNIST code
+      puts one of a*, b* *on* 0 or 1) are approached ever more slowly; the clamp reaches
+      them with slope 1, but passes no gradient once ``0.5 + z`` has left the range, so
+      a pixel pushed out of it stays there; ``output="clamp-st"`` clamps the same and
+      passes the gradient through as if it did not (a straight-through estimator), so it
+      can come back;
     - optional 50% dropout in the first three decoder blocks (the pix2pix variant, DTU
       config R).
 
