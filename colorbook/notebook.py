@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 import re
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ import torch
 
 from colorbook import color
 from colorbook.gallery import comparison_rows, record_command
+from colorbook.metrics.mnist import mean_stroke_ab
 from colorbook.profile import current_profile, default_device
 from colorbook.provenance import REPO_ROOT, short_commit
 from colorbook.recipes import Recipe, get
@@ -31,7 +32,7 @@ from colorbook.training.loop import resolve_recipe, train
 __all__ = ["Settings", "setup", "run_dir", "train_or_load", "show_images", "to_numpy_rgb", "plot_losses",
            "show_grids", "show_recorded_grids", "plot_training_curves", "TRAINING_CURVES",
            "KTH_TRAINING_CURVES", "read_log", "recorded_result",
-           "recorded_table", "describe_provenance", "brief_provenance", "brief_provenances", "print_wrapped", "print_command",
+           "recorded_table", "describe_provenance", "brief_provenances", "plot_stroke_colours", "print_wrapped", "print_command",
            "RESULTS_DIR", "RECORDED_METRICS"]
 
 RESULTS_DIR = REPO_ROOT / "results"
@@ -225,6 +226,32 @@ def show_recorded_grids(table: str, configs: Sequence[str], profile: str = "full
     return show_grids(grids) if grids else None
 
 
+def plot_stroke_colours(panels: Mapping[str, torch.Tensor], truth: torch.Tensor, digits: torch.Tensor):
+    """Where each model puts each test digit in the (a*, b*) square: one panel per model (``panels``:
+    title -> its colorizations ``(B, 3, H, W)`` in normalised Lab), each digit's mean stroke colour
+    (:func:`colorbook.metrics.mnist.mean_stroke_ab`) coloured by its true class (``digits`` ``(B,)``,
+    with a key below), over the true colours in gray and the neutral point ``+``. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    # one colour per digit: tab10, except that its 7 is the gray of the reference points
+    digit_rgb = np.array(plt.get_cmap("tab10").colors)
+    digit_rgb[7] = 0.0
+    true_ab = mean_stroke_ab(truth, truth)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.6), squeeze=False)
+    for ax, (title, predictions) in zip(axes[0], panels.items()):
+        pred_ab = mean_stroke_ab(predictions, truth)
+        ax.scatter(true_ab[:, 0], true_ab[:, 1], s=4, c="0.6", clip_on=False)
+        ax.scatter(pred_ab[:, 0], pred_ab[:, 1], s=6, c=digit_rgb[digits.numpy()])
+        ax.scatter([0.5], [0.5], marker="+", c="k", s=80)
+        ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), aspect="equal", xlabel="a* (normalised)",
+               ylabel="b* (normalised)", title=title)
+    fig.tight_layout()
+    key = [plt.Line2D([], [], ls="", marker="o", color=digit_rgb[d], label=str(d)) for d in range(10)]
+    fig.legend(handles=key, title="true digit", ncol=10, fontsize=8, loc="upper center",
+               bbox_to_anchor=(0.5, 0.02))
+    return fig
+
+
 #: The panels of :func:`plot_training_curves` for the DTU runs: title -> how a log row gives the value
 #: (``None``: not logged), and whether the panel is drawn on a log scale.
 TRAINING_CURVES = {
@@ -328,15 +355,16 @@ def brief_provenances(records: Mapping[str, dict[str, Any]], folder: str) -> lis
     the files that hold the full provenance (:func:`describe_provenance`). ``records``: configuration
     -> record."""
     groups: dict[tuple, list[str]] = {}
+    days: dict[str, str] = {}
     for config, record in records.items():
-        trained = separate_training(record) or record.get("provenance", {})
+        trained = separate_training(record) or record.get("provenance", {})  # the training run's own
         key = (record.get("profile", "?"), record.get("iterations", "?"), _short_device(trained.get("device", "?")))
         groups.setdefault(key, []).append(config)
+        days[config] = str(trained.get("date", "?"))[:10]
     lines = []
     for (profile, iterations, device), configs in groups.items():
-        days = sorted({str((separate_training(records[c]) or records[c].get("provenance", {})).get("date", "?"))[:10]
-                       for c in configs})
-        when = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+        days_of = sorted({days[c] for c in configs})
+        when = days_of[0] if len(days_of) == 1 else f"{days_of[0]} to {days_of[-1]}"
         files = f"{folder}{configs[0]}.json" if len(configs) == 1 else f"{folder}<config>.json"
         lines.append(f"{', '.join(configs)}: {profile} profile, {iterations} iterations, {device}, {when}; "
                      f"provenance in {files}")
@@ -351,15 +379,6 @@ def _short_device(device: str) -> str:
         count = int(threads.group(1))
         return f"CPU ({count} torch thread{'s' if count != 1 else ''})"
     return device
-
-
-def brief_provenance(record: dict[str, Any], path: str) -> str:
-    """One short line on where a recorded result comes from: profile, iterations, when and on what
-    its model was trained, and the record file (``path``, as the reader finds it in the repository)
-    that holds the full provenance (:func:`describe_provenance`: commands, commits, times)."""
-    trained = separate_training(record) or record.get("provenance", {})
-    return (f"{record.get('profile', '?')} profile, {record.get('iterations', '?')} iterations, trained "
-            f"{str(trained.get('date', '?'))[:10]} on {trained.get('device', '?')}; commands and commit: {path}")
 
 
 # The metrics a chapter shows for a recorded run (all of them are in its JSON file); arrows say which way is better.

@@ -139,6 +139,17 @@ def test_hue_interval_matches_data_module():
             assert hue_hits(pred, truth, [digit] * 3).tolist() == [expected] * 3, (digit, angles)
 
 
+def test_mean_stroke_ab_averages_over_the_true_stroke_only():
+    from colorbook.metrics.mnist import mean_stroke_ab
+    truth = _mnist_like([2, 7], [0.0, 0.0])
+    pred = truth.clone()
+    pred[:, 1:] = 0.5
+    pred[:, 1:, 4:8, 4:12] = 0.9  # half of the stroke at 0.9, the other half at 0.5
+    pred[:, 1:, :2, :] = 0.0  # the background does not count
+    assert torch.allclose(mean_stroke_ab(pred, truth), torch.full((2, 2), 0.7))
+    assert torch.allclose(mean_stroke_ab(truth, truth), truth[:, 1:, 0, 0])
+
+
 def test_stroke_threshold_comes_from_the_true_lightness():
     truth = _mnist_like([2], [0.0])
     pred = truth.clone()

@@ -176,3 +176,27 @@ def test_recorded_result_reads_another_results_folder(tmp_path):
     assert recorded_result("kth", "v2", profile="quick", results_root=tmp_path / "dev")["config"] == "v2"
     assert recorded_result("kth", "v2", profile="full", results_root=tmp_path / "dev") is None
     assert recorded_result("kth", "v3", profile="quick", results_root=tmp_path / "dev") is None
+
+
+def test_stroke_colours_put_one_point_per_digit_in_each_panel_with_a_key():
+    import matplotlib
+    matplotlib.use("Agg")
+    import torch
+
+    from colorbook.data.mnist import mnist_ab
+    from colorbook.notebook import plot_stroke_colours
+    digits = torch.tensor([0, 7, 7])
+    truth = torch.zeros(3, 3, 16, 16)
+    truth[:, 1:] = mnist_ab(digits.tolist(), [0.0] * 3).float()[:, :, None, None]
+    truth[:, 0, 4:12, 4:12] = 0.9
+    gray = truth.clone()
+    gray[:, 1:] = 0.5
+    fig = plot_stroke_colours({"truth": truth, "gray": gray}, truth, digits)
+    first, second = fig.axes[:2]
+    assert [first.get_title(), second.get_title()] == ["truth", "gray"]
+    predicted = second.collections[1]  # truth in gray, the predictions, the neutral point
+    assert predicted.get_offsets().tolist() == [[0.5, 0.5]] * 3
+    colours = predicted.get_facecolors()
+    assert (colours[1] == colours[2]).all() and not (colours[0] == colours[1]).all()
+    assert tuple(colours[1][:3]) == (0.0, 0.0, 0.0)  # 7 in black, not tab10's gray
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [str(d) for d in range(10)]

@@ -45,6 +45,7 @@ __all__ = [
     "mnist_angle",
     "mnist_chroma",
     "stroke_mask",
+    "mean_stroke_ab",
     "mean_stroke_hue",
     "hue_hits",
     "hue_accuracy",
@@ -107,6 +108,14 @@ def mnist_chroma(lab_norm: Tensor) -> Tensor:
 def stroke_mask(true_lab: Tensor, threshold: float = STROKE_THRESHOLD) -> Tensor:
     """Boolean ``(B, H, W)``: pixels of the digit, ``L > threshold`` in the *true* image."""
     return _check_images(true_lab, "true_lab")[:, 0] > threshold
+
+
+def mean_stroke_ab(lab_norm: Tensor, true_lab: Tensor) -> Tensor:
+    """``(B, 2)``: the mean normalised a*, b* of ``lab_norm`` ``(B, 3, H, W)`` over the stroke of the
+    *true* images ``true_lab`` (:func:`stroke_mask`), values in ``[0, 1]``; where a colorizer puts each
+    digit in the (a*, b*) square."""
+    mask = stroke_mask(true_lab).unsqueeze(1).to(lab_norm.dtype)
+    return (_check_images(lab_norm, "lab_norm")[:, 1:] * mask).sum((2, 3)) / mask.sum((2, 3))
 
 
 def mean_stroke_hue(
